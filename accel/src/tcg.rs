@@ -1,0 +1,1 @@
+//! The tcg accelerator: the ringside interpreter. (Being written.)

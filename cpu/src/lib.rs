@@ -1,0 +1,18 @@
+//! The ringside x86-64 CPU: architectural state and the interpreter.
+//!
+//! * [`state`]: registers, segment caches, control registers, MSRs.
+//! * [`fault`]: exceptions as values.
+//! * [`platform`]: what the CPU needs from the machine (I/O, interrupts, time).
+//! * [`event`]: the trace/trap event stream.
+//! * the interpreter: decode (iced-x86) → decoded-block cache → one semantic
+//!   function per instruction family, shared with the future JIT.
+
+pub mod event;
+pub mod fault;
+pub mod platform;
+pub mod state;
+
+pub use event::{CpuEvent, IntKind, TraceFlags};
+pub use fault::Fault;
+pub use platform::Platform;
+pub use state::{CpuMode, CpuState, DescTable, SegReg, Segment};

@@ -1,0 +1,1 @@
+//! Platform devices of the ringside PC. (Being written: see the devices task.)
