@@ -7,11 +7,13 @@
 //! * the interpreter: decode (iced-x86) → decoded-block cache → one semantic
 //!   function per instruction family, shared with the future JIT.
 
+pub mod cpu;
 pub mod event;
 pub mod fault;
 pub mod platform;
 pub mod state;
 
+pub use cpu::{Cpu, CpuExit};
 pub use event::{CpuEvent, IntKind, TraceFlags};
 pub use fault::Fault;
 pub use platform::Platform;
