@@ -128,7 +128,10 @@ mod tests {
     #[test]
     fn small_machine_is_identity() {
         let l = PhysLayout::new(128 << 20);
-        assert_eq!(l.translate(GuestPhysAddr(0x1000)), PhysTarget::Ram(MachineAddr(0x1000)));
+        assert_eq!(
+            l.translate(GuestPhysAddr(0x1000)),
+            PhysTarget::Ram(MachineAddr(0x1000))
+        );
         assert_eq!(
             l.translate(GuestPhysAddr(128 << 20)),
             PhysTarget::Mmio(GuestPhysAddr(128 << 20))
@@ -150,7 +153,10 @@ mod tests {
             l.translate(GuestPhysAddr(MMIO_HOLE_END + 5)),
             PhysTarget::Ram(MachineAddr(MMIO_HOLE_START + 5))
         );
-        assert!(matches!(l.translate(GuestPhysAddr(0xd000_0000)), PhysTarget::Mmio(_)));
+        assert!(matches!(
+            l.translate(GuestPhysAddr(0xd000_0000)),
+            PhysTarget::Mmio(_)
+        ));
         assert_eq!(l.ram_regions().len(), 2);
     }
 }

@@ -7,14 +7,19 @@
 pub mod addr;
 pub mod layout;
 pub mod paging;
+pub mod pte;
+pub mod ptemem;
 pub mod ram;
+pub mod ranges;
 pub mod tlb;
 
 pub use addr::{GuestPhysAddr, GuestVirtAddr, MachineAddr};
 pub use layout::{PhysLayout, PhysTarget, RamRegion};
 pub use paging::{
-    Access, AccessKind, PageFault, PagingMode, PagingRegs, PteMemory, StepDecision, Translation,
-    WalkStep, WalkTrace,
+    load_pdptes, walk, walk_debug, Access, AccessKind, PageFault, PagingMode, PagingRegs,
+    PteMemory, StepDecision, Translation, WalkStep, WalkTrace, MAXPHYADDR,
 };
+pub use ptemem::RamPtes;
 pub use ram::{GuestRam, OutOfRange, RamError};
+pub use ranges::{mapped_ranges, scan_mapped_ranges, MappedRange, RangeScan};
 pub use tlb::Tlb;

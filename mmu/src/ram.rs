@@ -56,7 +56,7 @@ unsafe impl Sync for GuestRam {}
 impl GuestRam {
     /// Map `size` bytes of zeroed anonymous memory.
     pub fn new(size: u64) -> Result<Self, RamError> {
-        if size == 0 || size % 4096 != 0 || usize::try_from(size).is_err() {
+        if size == 0 || !size.is_multiple_of(4096) || usize::try_from(size).is_err() {
             return Err(RamError::BadSize(size));
         }
         let mut map = memmap2::MmapOptions::new()
@@ -208,11 +208,21 @@ mod tests {
     #[test]
     fn unaligned_and_cmpxchg() {
         let ram = GuestRam::new(0x1000).unwrap();
-        ram.write_le(MachineAddr(3), 8, 0x0102_0304_0506_0708).unwrap();
-        assert_eq!(ram.read_le(MachineAddr(3), 8).unwrap(), 0x0102_0304_0506_0708);
-        assert_eq!(ram.cmpxchg_le(MachineAddr(3), 2, 0x0708, 0xaaaa).unwrap(), 0x0708);
+        ram.write_le(MachineAddr(3), 8, 0x0102_0304_0506_0708)
+            .unwrap();
+        assert_eq!(
+            ram.read_le(MachineAddr(3), 8).unwrap(),
+            0x0102_0304_0506_0708
+        );
+        assert_eq!(
+            ram.cmpxchg_le(MachineAddr(3), 2, 0x0708, 0xaaaa).unwrap(),
+            0x0708
+        );
         assert_eq!(ram.read_le(MachineAddr(3), 2).unwrap(), 0xaaaa);
-        assert_eq!(ram.cmpxchg_le(MachineAddr(3), 2, 0, 0xbbbb).unwrap(), 0xaaaa);
+        assert_eq!(
+            ram.cmpxchg_le(MachineAddr(3), 2, 0, 0xbbbb).unwrap(),
+            0xaaaa
+        );
         assert_eq!(ram.read_le(MachineAddr(3), 2).unwrap(), 0xaaaa);
     }
 }
