@@ -1,1 +1,30 @@
-//! Platform devices of the ringside PC. (Being written: see the devices task.)
+//! Platform devices of the ringside PC, modelled on rust-vmm's vm-superio:
+//! each device is plain state plus register accessors, and knows nothing of
+//! the CPU, KVM or the accelerators.
+//!
+//! * [`bus`]: the port-I/O and MMIO buses and the device traits.
+//! * [`uart`]: 16550A UART (COM1), on vm-superio's `Serial`.
+//! * [`debug_exit`]: QEMU's isa-debug-exit port.
+//! * [`pic`]: the cascaded 8259A pair and the ELCR.
+//! * [`pit`]: the 8254 timer and port 0x61.
+//! * [`lapic`]: the xAPIC local APIC.
+//! * [`board`]: [`PcBoard`], the PC platform composing them.
+
+pub mod board;
+pub mod bus;
+pub mod debug_exit;
+pub mod lapic;
+pub mod pic;
+pub mod pit;
+pub mod uart;
+
+pub use board::{BoardConfig, BoardStats, ClockSource, ManualClock, PcBoard};
+pub use bus::{
+    BusError, BusRange, BusStats, IoDir, IoRecord, IoSpace, IoTraceLog, IoTraceSink, MmioBus,
+    MmioDevice, MmioHandler, PioBus, PioDevice, PioHandler,
+};
+pub use debug_exit::DebugExit;
+pub use lapic::Lapic;
+pub use pic::Pic;
+pub use pit::Pit;
+pub use uart::Uart;
