@@ -10,6 +10,7 @@
 //! * [`tcg`]: the interpreter (`--accel tcg`).
 //! * [`kvm`]: the host CPU through /dev/kvm (`--accel kvm`).
 
+pub mod kvm;
 pub mod stats;
 pub mod tcg;
 

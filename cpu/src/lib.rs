@@ -8,13 +8,23 @@
 //!   function per instruction family, shared with the future JIT.
 
 pub mod cpu;
+#[cfg(test)]
+mod core_tests;
+mod decode;
+mod exec;
+mod flags;
+mod insn;
+mod memory;
+mod operand;
 pub mod event;
 pub mod fault;
 pub mod platform;
 pub mod state;
+pub(crate) mod system;
 
-pub use cpu::{Cpu, CpuExit};
+pub use cpu::{Cpu, CpuExit, CpuStats};
 pub use event::{CpuEvent, IntKind, TraceFlags};
 pub use fault::Fault;
 pub use platform::Platform;
 pub use state::{CpuMode, CpuState, DescTable, SegReg, Segment};
+pub use system::cpuid::{cpuid, cpuid_entries, CpuidEntry};

@@ -35,8 +35,9 @@ pub trait Platform {
     fn tsc(&mut self) -> u64;
     /// The local APIC base moved (WRMSR IA32_APIC_BASE).
     fn apic_base_changed(&mut self, _apic_base: u64) {}
-    /// CR8 / TPR written: the task priority the interrupt controller must honour.
-    fn tpr_changed(&mut self, _tpr: u8) {}
+    /// MOV to CR8: the new task-priority class (CR8 value, 0-15; the
+    /// APIC's TPR is `cr8 << 4`) the interrupt controller must honour.
+    fn tpr_changed(&mut self, _cr8: u8) {}
     /// A trace or trap event (enabled by [`crate::TraceFlags`]). Default: dropped.
     fn event(&mut self, _ev: &CpuEvent) {}
 }

@@ -1,0 +1,821 @@
+//! The execution engine: handler selection at decode time, and the run
+//! loop that walks decoded blocks between instruction boundaries.
+//!
+//! Every instruction has exactly one semantic function ([`Handler`]). It is
+//! chosen once, when the instruction is decoded into a block, by
+//! [`select`]; executing the block is then a loop of indirect calls. The
+//! same handlers are what a later JIT calls for instructions it does not
+//! translate itself.
+//!
+//! Around each handler the engine keeps the architectural contract:
+//! `insn_start` = RIP of the instruction, `state.rip` = the next RIP
+//! (wrapped to the code size) while it runs, and on `Err(fault)` RIP goes
+//! back to the instruction and the fault is delivered through
+//! [`Cpu::raise_exception`] (system/). Between instructions the run loop
+//! looks for NMIs and maskable interrupts (honouring IF and the STI /
+//! MOV SS shadow), the HLT state, TF single-step traps and the platform's
+//! stop request.
+//!
+//! Not done yet: RFLAGS.RF (instruction-breakpoint suppression) and debug
+//! registers breakpoints; the single-step trap is the basic case (TF set
+//! before the instruction → #DB with DR6.BS after it).
+
+use crate::cpu::{Cpu, CpuExit};
+use crate::decode::{code_bits, ip_mask, Fetch};
+use crate::event::{CpuEvent, IntKind};
+use crate::fault::Fault;
+use crate::insn::{alu, bcd, bit, branch, misc, mov, muldiv, shift, stack, string};
+use crate::operand::gpr_size;
+use crate::platform::Platform;
+use crate::state::rflags;
+use iced_x86::{Code, FlowControl, Instruction, Mnemonic, OpKind, Register};
+
+/// The semantic function of one instruction.
+pub(crate) type Handler = fn(&mut Cpu, &mut dyn Platform, &Instruction) -> Result<(), Fault>;
+
+/// The decode-time choice for one instruction.
+#[derive(Clone, Copy)]
+pub(crate) struct Sel {
+    pub handler: Handler,
+    /// The block must end after this instruction.
+    pub ends_block: bool,
+}
+
+/// DR6.BS: the #DB was a single-step trap.
+const DR6_BS: u64 = 1 << 14;
+
+// ---------------------------------------------------------------------
+// The run loop
+// ---------------------------------------------------------------------
+
+/// What the event check at an instruction boundary did.
+enum Boundary {
+    /// Nothing to deliver.
+    Idle,
+    /// An event was delivered (counts as work for the budget).
+    Delivered,
+    /// The CPU must stop (triple fault while delivering).
+    Exit(CpuExit),
+}
+
+/// NMI, then maskable interrupts (IF = 1). Called only outside an
+/// interrupt shadow.
+#[inline]
+fn service_events(cpu: &mut Cpu, plat: &mut dyn Platform) -> Boundary {
+    if !cpu.state.intr.nmi_blocked && plat.take_nmi() {
+        cpu.state.halted = false;
+        return match cpu.deliver_interrupt(plat, crate::fault::vector::NMI, IntKind::Nmi) {
+            Some(e) => Boundary::Exit(e),
+            None => Boundary::Delivered,
+        };
+    }
+    if cpu.state.rflags & rflags::IF != 0 && plat.interrupt_pending() {
+        if let Some(v) = plat.ack_interrupt() {
+            cpu.state.halted = false;
+            return match cpu.deliver_interrupt(plat, v, IntKind::External) {
+                Some(e) => Boundary::Exit(e),
+                None => Boundary::Delivered,
+            };
+        }
+    }
+    Boundary::Idle
+}
+
+/// Deliver a fault raised by an instruction (RIP already restored).
+#[inline(never)]
+fn deliver_fault(cpu: &mut Cpu, plat: &mut dyn Platform, f: Fault) -> Option<CpuExit> {
+    cpu.state.intr.shadow = false;
+    cpu.raise_exception(plat, f)
+}
+
+/// After I/O: has the platform asked to stop?
+#[inline(always)]
+fn stop_check(cpu: &mut Cpu, plat: &mut dyn Platform) -> bool {
+    if cpu.io_done {
+        cpu.io_done = false;
+        return plat.stop_requested();
+    }
+    false
+}
+
+/// The body of [`Cpu::run`].
+pub(crate) fn run_loop(cpu: &mut Cpu, plat: &mut dyn Platform, budget: u64) -> CpuExit {
+    let mut left = budget;
+    loop {
+        if left == 0 {
+            return CpuExit::Budget;
+        }
+        if !cpu.state.intr.shadow {
+            match service_events(cpu, plat) {
+                Boundary::Idle => {}
+                Boundary::Delivered => {
+                    left -= 1;
+                    continue;
+                }
+                Boundary::Exit(e) => return e,
+            }
+        }
+        if cpu.state.halted {
+            return CpuExit::Halted;
+        }
+        // One-instruction-at-a-time cases: an interrupt shadow (so the
+        // window opens right after the next instruction), single-stepping,
+        // execution tracing.
+        if cpu.state.intr.shadow || cpu.trace.exec || cpu.state.rflags & rflags::TF != 0 {
+            left -= 1;
+            if let Some(e) = step_insn(cpu, plat) {
+                return e;
+            }
+            if stop_check(cpu, plat) {
+                return CpuExit::Stopped;
+            }
+            continue;
+        }
+        match cpu.next_block() {
+            Ok(Fetch::Block(id)) => {
+                let (done, fault) = exec_block(cpu, plat, id, left);
+                left -= done.min(left);
+                if let Some(f) = fault {
+                    if let Some(e) = deliver_fault(cpu, plat, f) {
+                        return e;
+                    }
+                }
+            }
+            Ok(Fetch::Uncached) => {
+                left -= 1;
+                if let Some(e) = step_insn(cpu, plat) {
+                    return e;
+                }
+            }
+            Err(f) => {
+                // Fetch fault (#PF on the code page, #GP past the CS limit):
+                // RIP is still on the instruction.
+                left -= 1;
+                if let Some(e) = deliver_fault(cpu, plat, f) {
+                    return e;
+                }
+            }
+        }
+        if stop_check(cpu, plat) {
+            return CpuExit::Stopped;
+        }
+    }
+}
+
+/// Execute block `id`, at most `left` instructions. Returns the work done
+/// (instructions retired, plus one for a faulting instruction) and the
+/// fault to deliver, if any (RIP is already back on the instruction).
+#[inline(always)]
+fn exec_block(cpu: &mut Cpu, plat: &mut dyn Platform, id: u32, left: u64) -> (u64, Option<Fault>) {
+    let (insns, gen) = cpu.blocks.take(id);
+    let mask = ip_mask(code_bits(&cpu.state));
+    let n = insns.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+    cpu.exit_block = false;
+    let mut done = 0u64;
+    let mut fault = None;
+    for d in &insns[..n] {
+        cpu.insn_start = d.insn.ip();
+        cpu.state.rip = d.insn.next_ip() & mask;
+        if let Err(f) = (d.handler)(cpu, plat, &d.insn) {
+            cpu.state.rip = cpu.insn_start;
+            fault = Some(f);
+            break;
+        }
+        done += 1;
+        if cpu.exit_block {
+            break;
+        }
+    }
+    cpu.blocks.put_back(id, gen, insns);
+    cpu.retired += done;
+    (done + fault.is_some() as u64, fault)
+}
+
+/// Fetch, decode and execute one instruction without the block cache,
+/// with tracing and the single-step trap.
+fn step_insn(cpu: &mut Cpu, plat: &mut dyn Platform) -> Option<CpuExit> {
+    cpu.stats.uncached_steps += 1;
+    let shadow = cpu.state.intr.shadow;
+    let tf = cpu.state.rflags & rflags::TF != 0;
+    let insn = match cpu.fetch_decode(plat) {
+        Ok(i) => i,
+        Err(f) => return deliver_fault(cpu, plat, f),
+    };
+    if cpu.trace.exec {
+        let ev = CpuEvent::Exec {
+            rip: insn.ip(),
+            cpl: cpu.state.cpl(),
+            bytes: cpu.peek_code(&insn),
+            text: misc::format_insn(&insn),
+        };
+        plat.event(&ev);
+    }
+    let sel = select(&insn);
+    cpu.exit_block = false;
+    cpu.insn_start = insn.ip();
+    cpu.state.rip = insn.next_ip() & ip_mask(code_bits(&cpu.state));
+    // The shadow covers exactly this instruction.
+    if shadow {
+        cpu.state.intr.shadow = false;
+    }
+    match (sel.handler)(cpu, plat, &insn) {
+        Ok(()) => {
+            cpu.retired += 1;
+            if tf {
+                cpu.state.dr[6] |= DR6_BS;
+                return cpu.raise_exception(plat, Fault::DB);
+            }
+            None
+        }
+        Err(f) => {
+            cpu.state.rip = cpu.insn_start;
+            deliver_fault(cpu, plat, f)
+        }
+    }
+}
+
+/// The body of [`Cpu::step`].
+pub(crate) fn step(cpu: &mut Cpu, plat: &mut dyn Platform) -> CpuExit {
+    if !cpu.state.intr.shadow {
+        match service_events(cpu, plat) {
+            Boundary::Idle => {}
+            Boundary::Delivered => return CpuExit::Budget,
+            Boundary::Exit(e) => return e,
+        }
+    }
+    if cpu.state.halted {
+        return CpuExit::Halted;
+    }
+    if let Some(e) = step_insn(cpu, plat) {
+        return e;
+    }
+    if stop_check(cpu, plat) {
+        return CpuExit::Stopped;
+    }
+    CpuExit::Budget
+}
+
+impl Cpu {
+    /// The bytes of `insn` (for events), read without side effects beyond
+    /// the translation; empty if the code is no longer mapped.
+    pub(crate) fn peek_code(&mut self, insn: &Instruction) -> Vec<u8> {
+        let bits = code_bits(&self.state);
+        let base = if bits == 64 { 0 } else { self.state.cs().base };
+        let mask = self.lin_mask();
+        let user = self.user_mode();
+        let mut out = Vec::with_capacity(insn.len());
+        for i in 0..insn.len() as u64 {
+            let lin = base.wrapping_add(insn.ip()).wrapping_add(i) & mask;
+            match self.translate(lin, mmu::AccessKind::Execute, user) {
+                Ok(crate::memory::Phys::Ram(ma)) => match self.ram.read_le(mmu::MachineAddr(ma), 1) {
+                    Ok(b) => out.push(b as u8),
+                    Err(_) => break,
+                },
+                _ => break,
+            }
+        }
+        out
+    }
+}
+
+// ---------------------------------------------------------------------
+// Handler selection
+// ---------------------------------------------------------------------
+
+/// A system instruction: handled by system/, ends the block, and is
+/// followed by a stop check (it may have done port I/O).
+fn sys(cpu: &mut Cpu, plat: &mut dyn Platform, insn: &Instruction) -> Result<(), Fault> {
+    let r = crate::system::exec(cpu, plat, insn);
+    cpu.io_done = true;
+    cpu.exit_block = true;
+    r
+}
+
+/// Size in bytes of operand `n` (register or memory), 0 otherwise.
+fn op_size(insn: &Instruction, n: u32) -> u8 {
+    match insn.op_kind(n) {
+        OpKind::Register => gpr_size(insn.op_register(n)),
+        OpKind::Memory => insn.memory_size().size() as u8,
+        _ => 0,
+    }
+}
+
+/// Pick a handler monomorphized on an operand size.
+macro_rules! sized {
+    ($sz:expr, $S:ident => $e:expr) => {
+        match $sz {
+            1 => {
+                const $S: u8 = 1;
+                Some($e as Handler)
+            }
+            2 => {
+                const $S: u8 = 2;
+                Some($e as Handler)
+            }
+            4 => {
+                const $S: u8 = 4;
+                Some($e as Handler)
+            }
+            8 => {
+                const $S: u8 = 8;
+                Some($e as Handler)
+            }
+            _ => None,
+        }
+    };
+}
+
+/// The same for 16/32/64-bit only forms.
+macro_rules! sized_wdq {
+    ($sz:expr, $S:ident => $e:expr) => {
+        match $sz {
+            2 => {
+                const $S: u8 = 2;
+                Some($e as Handler)
+            }
+            4 => {
+                const $S: u8 = 4;
+                Some($e as Handler)
+            }
+            8 => {
+                const $S: u8 = 8;
+                Some($e as Handler)
+            }
+            _ => None,
+        }
+    };
+}
+
+/// Pick a handler monomorphized on a condition code (0-15).
+macro_rules! by_cc {
+    ($cc:expr, $C:ident => $e:expr) => {
+        match $cc {
+            0 => { const $C: u8 = 0; $e }
+            1 => { const $C: u8 = 1; $e }
+            2 => { const $C: u8 = 2; $e }
+            3 => { const $C: u8 = 3; $e }
+            4 => { const $C: u8 = 4; $e }
+            5 => { const $C: u8 = 5; $e }
+            6 => { const $C: u8 = 6; $e }
+            7 => { const $C: u8 = 7; $e }
+            8 => { const $C: u8 = 8; $e }
+            9 => { const $C: u8 = 9; $e }
+            10 => { const $C: u8 = 10; $e }
+            11 => { const $C: u8 = 11; $e }
+            12 => { const $C: u8 = 12; $e }
+            13 => { const $C: u8 = 13; $e }
+            14 => { const $C: u8 = 14; $e }
+            15 => { const $C: u8 = 15; $e }
+            _ => None,
+        }
+    };
+}
+
+/// The 4-bit condition code (Jcc opcode low nibble) of a conditional
+/// instruction, from iced's `ConditionCode` (None = 0, o = 1, … g = 16).
+fn cc_of(insn: &Instruction) -> u8 {
+    (insn.condition_code() as u8).wrapping_sub(1)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Form {
+    RegReg,
+    RegMem,
+    RegImm,
+    MemReg,
+    MemImm,
+}
+
+fn form(insn: &Instruction) -> Option<Form> {
+    let k1 = insn.op1_kind();
+    match insn.op0_kind() {
+        OpKind::Register => Some(match k1 {
+            OpKind::Register => Form::RegReg,
+            OpKind::Memory => Form::RegMem,
+            _ => Form::RegImm,
+        }),
+        OpKind::Memory => Some(match k1 {
+            OpKind::Register => Form::MemReg,
+            _ => Form::MemImm,
+        }),
+        _ => None,
+    }
+}
+
+fn sel_alu<const OP: u8>(insn: &Instruction) -> Option<Handler> {
+    let sz = op_size(insn, 0);
+    match form(insn)? {
+        Form::RegReg => sized!(sz, S => alu::rr::<OP, S>),
+        Form::RegMem => sized!(sz, S => alu::rm::<OP, S>),
+        Form::RegImm => sized!(sz, S => alu::ri::<OP, S>),
+        Form::MemReg => sized!(sz, S => alu::m_src::<OP, S, false>),
+        Form::MemImm => sized!(sz, S => alu::m_src::<OP, S, true>),
+    }
+}
+
+fn sel_unary<const OP: u8>(insn: &Instruction) -> Option<Handler> {
+    let sz = op_size(insn, 0);
+    if insn.op0_kind() == OpKind::Register {
+        sized!(sz, S => alu::unary_r::<OP, S>)
+    } else {
+        sized!(sz, S => alu::unary_m::<OP, S>)
+    }
+}
+
+fn sel_mov(insn: &Instruction) -> Option<Handler> {
+    let sz = op_size(insn, 0);
+    match form(insn)? {
+        Form::RegReg => sized!(sz, S => mov::mov_rr::<S>),
+        Form::RegMem => sized!(sz, S => mov::mov_rm::<S>),
+        Form::RegImm => sized!(sz, S => mov::mov_ri::<S>),
+        Form::MemReg => sized!(sz, S => mov::mov_mr::<S>),
+        Form::MemImm => sized!(sz, S => mov::mov_mi::<S>),
+    }
+}
+
+fn sel_movx<const SIGNED: bool>(insn: &Instruction) -> Option<Handler> {
+    let d = op_size(insn, 0);
+    let s = op_size(insn, 1);
+    Some(match (d, s) {
+        (2, 1) => mov::movx::<2, 1, SIGNED>,
+        (4, 1) => mov::movx::<4, 1, SIGNED>,
+        (8, 1) => mov::movx::<8, 1, SIGNED>,
+        (2, 2) => mov::movx::<2, 2, SIGNED>,
+        (4, 2) => mov::movx::<4, 2, SIGNED>,
+        (8, 2) => mov::movx::<8, 2, SIGNED>,
+        (4, 4) => mov::movx::<4, 4, SIGNED>,
+        (8, 4) => mov::movx::<8, 4, SIGNED>,
+        _ => return None,
+    })
+}
+
+fn sel_shift<const OP: u8>(insn: &Instruction) -> Option<Handler> {
+    sized!(op_size(insn, 0), S => shift::shift::<OP, S>)
+}
+
+fn sel_bt<const OP: u8>(insn: &Instruction) -> Option<Handler> {
+    sized_wdq!(op_size(insn, 0), S => bit::bt::<OP, S>)
+}
+
+fn sel_loop<const KIND: u8>(_insn: &Instruction) -> Option<Handler> {
+    Some(branch::loop_::<KIND>)
+}
+
+/// The string-instruction handler for `code`.
+fn sel_string(code: Code) -> Option<Handler> {
+    use string::{CMPS, LODS, MOVS, SCAS, STOS};
+    use Code as C;
+    Some(match code {
+        C::Movsb_m8_m8 => string::string::<MOVS, 1>,
+        C::Movsw_m16_m16 => string::string::<MOVS, 2>,
+        C::Movsd_m32_m32 => string::string::<MOVS, 4>,
+        C::Movsq_m64_m64 => string::string::<MOVS, 8>,
+        C::Cmpsb_m8_m8 => string::string::<CMPS, 1>,
+        C::Cmpsw_m16_m16 => string::string::<CMPS, 2>,
+        C::Cmpsd_m32_m32 => string::string::<CMPS, 4>,
+        C::Cmpsq_m64_m64 => string::string::<CMPS, 8>,
+        C::Stosb_m8_AL => string::string::<STOS, 1>,
+        C::Stosw_m16_AX => string::string::<STOS, 2>,
+        C::Stosd_m32_EAX => string::string::<STOS, 4>,
+        C::Stosq_m64_RAX => string::string::<STOS, 8>,
+        C::Lodsb_AL_m8 => string::string::<LODS, 1>,
+        C::Lodsw_AX_m16 => string::string::<LODS, 2>,
+        C::Lodsd_EAX_m32 => string::string::<LODS, 4>,
+        C::Lodsq_RAX_m64 => string::string::<LODS, 8>,
+        C::Scasb_AL_m8 => string::string::<SCAS, 1>,
+        C::Scasw_AX_m16 => string::string::<SCAS, 2>,
+        C::Scasd_EAX_m32 => string::string::<SCAS, 4>,
+        C::Scasq_RAX_m64 => string::string::<SCAS, 8>,
+        _ => return None,
+    })
+}
+
+/// Is this one of the instructions system/ owns?
+fn is_system(insn: &Instruction) -> bool {
+    use Mnemonic as M;
+    let special_reg = |r: Register| r.is_segment_register() || r.is_cr() || r.is_dr();
+    match insn.mnemonic() {
+        M::Mov | M::Push | M::Pop => (0..insn.op_count())
+            .any(|i| insn.op_kind(i) == OpKind::Register && special_reg(insn.op_register(i))),
+        M::Jmp | M::Call => {
+            insn.is_jmp_far()
+                || insn.is_jmp_far_indirect()
+                || insn.is_call_far()
+                || insn.is_call_far_indirect()
+        }
+        M::Lds
+        | M::Les
+        | M::Lfs
+        | M::Lgs
+        | M::Lss
+        | M::Retf
+        | M::Iret
+        | M::Iretd
+        | M::Iretq
+        | M::Int
+        | M::Int1
+        | M::Int3
+        | M::Into
+        | M::Syscall
+        | M::Sysret
+        | M::Sysretq
+        | M::Sysenter
+        | M::Sysexit
+        | M::Sysexitq
+        | M::Swapgs
+        | M::Hlt
+        | M::Cli
+        | M::Sti
+        | M::Pushf
+        | M::Pushfd
+        | M::Pushfq
+        | M::Popf
+        | M::Popfd
+        | M::Popfq
+        | M::Clts
+        | M::Lmsw
+        | M::Smsw
+        | M::Lgdt
+        | M::Lidt
+        | M::Lldt
+        | M::Ltr
+        | M::Sgdt
+        | M::Sidt
+        | M::Sldt
+        | M::Str
+        | M::Lar
+        | M::Lsl
+        | M::Verr
+        | M::Verw
+        | M::Arpl
+        | M::Rdmsr
+        | M::Wrmsr
+        | M::Rdtsc
+        | M::Rdtscp
+        | M::Cpuid
+        | M::Invlpg
+        | M::Wbinvd
+        | M::Invd
+        | M::In
+        | M::Out
+        | M::Insb
+        | M::Insw
+        | M::Insd
+        | M::Outsb
+        | M::Outsw
+        | M::Outsd
+        | M::Xgetbv
+        | M::Xsetbv => true,
+        _ => false,
+    }
+}
+
+/// Choose the semantic function of a decoded instruction.
+pub(crate) fn select(insn: &Instruction) -> Sel {
+    let end = |handler: Handler| Sel {
+        handler,
+        ends_block: true,
+    };
+    if insn.is_invalid() {
+        return end(misc::ud);
+    }
+    if is_system(insn) {
+        return end(sys);
+    }
+    match select_core(insn) {
+        Some(handler) => Sel {
+            handler,
+            ends_block: insn.flow_control() != FlowControl::Next,
+        },
+        None => end(misc::unimplemented),
+    }
+}
+
+/// The general-purpose integer instructions.
+fn select_core(insn: &Instruction) -> Option<Handler> {
+    use Code as C;
+    use Mnemonic as M;
+    let sz0 = op_size(insn, 0);
+    match insn.mnemonic() {
+        M::Add => sel_alu::<{ alu::ADD }>(insn),
+        M::Or => sel_alu::<{ alu::OR }>(insn),
+        M::Adc => sel_alu::<{ alu::ADC }>(insn),
+        M::Sbb => sel_alu::<{ alu::SBB }>(insn),
+        M::And => sel_alu::<{ alu::AND }>(insn),
+        M::Sub => sel_alu::<{ alu::SUB }>(insn),
+        M::Xor => sel_alu::<{ alu::XOR }>(insn),
+        M::Cmp => sel_alu::<{ alu::CMP }>(insn),
+        M::Test => sel_alu::<{ alu::TEST }>(insn),
+        M::Inc => sel_unary::<{ alu::INC }>(insn),
+        M::Dec => sel_unary::<{ alu::DEC }>(insn),
+        M::Neg => sel_unary::<{ alu::NEG }>(insn),
+        M::Not => sel_unary::<{ alu::NOT }>(insn),
+        M::Xadd => sized!(sz0, S => alu::xadd::<S>),
+        M::Cmpxchg => sized!(sz0, S => alu::cmpxchg::<S>),
+        M::Cmpxchg8b => Some(alu::cmpxchg_wide::<8>),
+        M::Cmpxchg16b => Some(alu::cmpxchg_wide::<16>),
+
+        M::Mov => sel_mov(insn),
+        M::Movzx => sel_movx::<false>(insn),
+        M::Movsx | M::Movsxd => sel_movx::<true>(insn),
+        M::Lea => sized_wdq!(sz0, S => mov::lea::<S>),
+        M::Xchg => sized!(sz0, S => mov::xchg::<S>),
+        M::Bswap => sized_wdq!(sz0, S => mov::bswap::<S>),
+        M::Movbe => {
+            let r = if insn.op0_kind() == OpKind::Register { 0 } else { 1 };
+            sized_wdq!(op_size(insn, r), S => mov::movbe::<S>)
+        }
+        M::Cmovo
+        | M::Cmovno
+        | M::Cmovb
+        | M::Cmovae
+        | M::Cmove
+        | M::Cmovne
+        | M::Cmovbe
+        | M::Cmova
+        | M::Cmovs
+        | M::Cmovns
+        | M::Cmovp
+        | M::Cmovnp
+        | M::Cmovl
+        | M::Cmovge
+        | M::Cmovle
+        | M::Cmovg => by_cc!(cc_of(insn), K => sized_wdq!(sz0, S => mov::cmov::<K, S>)),
+        M::Seto
+        | M::Setno
+        | M::Setb
+        | M::Setae
+        | M::Sete
+        | M::Setne
+        | M::Setbe
+        | M::Seta
+        | M::Sets
+        | M::Setns
+        | M::Setp
+        | M::Setnp
+        | M::Setl
+        | M::Setge
+        | M::Setle
+        | M::Setg => by_cc!(cc_of(insn), K => Some(mov::setcc::<K> as Handler)),
+        M::Xlatb => Some(mov::xlat),
+        M::Cbw => Some(mov::cbw::<2>),
+        M::Cwde => Some(mov::cbw::<4>),
+        M::Cdqe => Some(mov::cbw::<8>),
+        M::Cwd => Some(mov::cwd::<2>),
+        M::Cdq => Some(mov::cwd::<4>),
+        M::Cqo => Some(mov::cwd::<8>),
+
+        M::Rol => sel_shift::<{ shift::ROL }>(insn),
+        M::Ror => sel_shift::<{ shift::ROR }>(insn),
+        M::Rcl => sel_shift::<{ shift::RCL }>(insn),
+        M::Rcr => sel_shift::<{ shift::RCR }>(insn),
+        M::Shl | M::Sal => sel_shift::<{ shift::SHL }>(insn),
+        M::Shr => sel_shift::<{ shift::SHR }>(insn),
+        M::Sar => sel_shift::<{ shift::SAR }>(insn),
+        M::Shld => sized_wdq!(sz0, S => shift::shxd::<true, S>),
+        M::Shrd => sized_wdq!(sz0, S => shift::shxd::<false, S>),
+
+        M::Mul => sized!(sz0, S => muldiv::mul1::<S, false>),
+        M::Imul => {
+            if insn.op_count() == 1 {
+                sized!(sz0, S => muldiv::mul1::<S, true>)
+            } else {
+                sized_wdq!(sz0, S => muldiv::imul_n::<S>)
+            }
+        }
+        M::Div => sized!(sz0, S => muldiv::div::<S, false>),
+        M::Idiv => sized!(sz0, S => muldiv::div::<S, true>),
+
+        M::Bt => sel_bt::<{ bit::BT }>(insn),
+        M::Bts => sel_bt::<{ bit::BTS }>(insn),
+        M::Btr => sel_bt::<{ bit::BTR }>(insn),
+        M::Btc => sel_bt::<{ bit::BTC }>(insn),
+        M::Bsf => sized_wdq!(sz0, S => bit::bsf::<false, S>),
+        M::Bsr => sized_wdq!(sz0, S => bit::bsf::<true, S>),
+        M::Popcnt => sized_wdq!(sz0, S => bit::popcnt::<S>),
+        M::Lzcnt => sized_wdq!(sz0, S => bit::zcnt::<true, S>),
+        M::Tzcnt => sized_wdq!(sz0, S => bit::zcnt::<false, S>),
+
+        M::Clc => Some(misc::clc),
+        M::Stc => Some(misc::stc),
+        M::Cmc => Some(misc::cmc),
+        M::Cld => Some(misc::cld),
+        M::Std => Some(misc::std),
+        M::Lahf => Some(misc::lahf),
+        M::Sahf => Some(misc::sahf),
+
+        M::Jmp => match insn.op0_kind() {
+            OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64 => Some(branch::jmp_rel),
+            _ => sized_wdq!(sz0, S => branch::jmp_ind::<S>),
+        },
+        M::Jo
+        | M::Jno
+        | M::Jb
+        | M::Jae
+        | M::Je
+        | M::Jne
+        | M::Jbe
+        | M::Ja
+        | M::Js
+        | M::Jns
+        | M::Jp
+        | M::Jnp
+        | M::Jl
+        | M::Jge
+        | M::Jle
+        | M::Jg => by_cc!(cc_of(insn), K => Some(branch::jcc::<K> as Handler)),
+        M::Call => match insn.code() {
+            C::Call_rel16 => Some(branch::call_rel::<2>),
+            C::Call_rel32_32 => Some(branch::call_rel::<4>),
+            C::Call_rel32_64 => Some(branch::call_rel::<8>),
+            _ => sized_wdq!(sz0, S => branch::call_ind::<S>),
+        },
+        M::Ret => match insn.code() {
+            C::Retnw | C::Retnw_imm16 => Some(branch::ret::<2>),
+            C::Retnd | C::Retnd_imm16 => Some(branch::ret::<4>),
+            C::Retnq | C::Retnq_imm16 => Some(branch::ret::<8>),
+            _ => None,
+        },
+        M::Loop => sel_loop::<{ branch::LOOP }>(insn),
+        M::Loope => sel_loop::<{ branch::LOOPE }>(insn),
+        M::Loopne => sel_loop::<{ branch::LOOPNE }>(insn),
+        M::Jcxz | M::Jecxz | M::Jrcxz => sel_loop::<{ branch::JCXZ }>(insn),
+
+        M::Push => match insn.op0_kind() {
+            OpKind::Register => sized_wdq!(sz0, S => stack::push_r::<S>),
+            OpKind::Memory => sized_wdq!(sz0, S => stack::push_m::<S>),
+            _ => match insn.code() {
+                C::Push_imm16 | C::Pushw_imm8 => Some(stack::push_i::<2>),
+                C::Pushd_imm32 | C::Pushd_imm8 => Some(stack::push_i::<4>),
+                C::Pushq_imm32 | C::Pushq_imm8 => Some(stack::push_i::<8>),
+                _ => None,
+            },
+        },
+        M::Pop => match insn.op0_kind() {
+            OpKind::Register => sized_wdq!(sz0, S => stack::pop_r::<S>),
+            OpKind::Memory => sized_wdq!(sz0, S => stack::pop_m::<S>),
+            _ => None,
+        },
+        M::Pusha => Some(stack::pusha::<2>),
+        M::Pushad => Some(stack::pusha::<4>),
+        M::Popa => Some(stack::popa::<2>),
+        M::Popad => Some(stack::popa::<4>),
+        M::Enter => match insn.code() {
+            C::Enterw_imm16_imm8 => Some(stack::enter::<2>),
+            C::Enterd_imm16_imm8 => Some(stack::enter::<4>),
+            _ => Some(stack::enter::<8>),
+        },
+        M::Leave => match insn.code() {
+            C::Leavew => Some(stack::leave::<2>),
+            C::Leaved => Some(stack::leave::<4>),
+            _ => Some(stack::leave::<8>),
+        },
+
+        M::Movsb
+        | M::Movsw
+        | M::Movsd
+        | M::Movsq
+        | M::Cmpsb
+        | M::Cmpsw
+        | M::Cmpsd
+        | M::Cmpsq
+        | M::Stosb
+        | M::Stosw
+        | M::Stosd
+        | M::Stosq
+        | M::Lodsb
+        | M::Lodsw
+        | M::Lodsd
+        | M::Lodsq
+        | M::Scasb
+        | M::Scasw
+        | M::Scasd
+        | M::Scasq => sel_string(insn.code()),
+
+        M::Daa => Some(bcd::daa),
+        M::Das => Some(bcd::das),
+        M::Aaa => Some(bcd::aaa),
+        M::Aas => Some(bcd::aas),
+        M::Aam => Some(bcd::aam),
+        M::Aad => Some(bcd::aad),
+        M::Bound => sized_wdq!(op_size(insn, 0), S => misc::bound::<S>),
+
+        M::Nop
+        | M::Reservednop
+        | M::Pause
+        | M::Lfence
+        | M::Sfence
+        | M::Mfence
+        | M::Prefetch
+        | M::Prefetchnta
+        | M::Prefetcht0
+        | M::Prefetcht1
+        | M::Prefetcht2
+        | M::Prefetchw
+        | M::Endbr32
+        | M::Endbr64 => Some(misc::nop),
+        M::Clflush | M::Clflushopt => Some(misc::clflush),
+        M::Ud0 | M::Ud1 | M::Ud2 => Some(misc::ud),
+        _ => None,
+    }
+}

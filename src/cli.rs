@@ -1,0 +1,219 @@
+//! The command line: `ringside run | info | bench`.
+//!
+//! QEMU's single-dash spellings (`-kernel`, `-append`, `-initrd`, `-accel`)
+//! are accepted by rewriting them to their double-dash forms before clap
+//! sees them; `-m` is a real short option.
+
+use crate::machine::AccelKind;
+use clap::{Args, Parser, Subcommand};
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+/// ringside: an educational x86-64 emulator and hypervisor lab.
+///
+/// Runs x86-64 kernels on ringside's own software CPU (tcg) or on the host
+/// CPU through KVM, and makes what happens on the way visible.
+#[derive(Debug, Parser)]
+#[command(name = "ringside", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Boot a kernel and run it until it exits.
+    ///
+    /// The process exits with the guest's debug-exit status ((v << 1) | 1,
+    /// as QEMU's isa-debug-exit) or with one of ringside's even statuses
+    /// (see README: "Exit statuses").
+    Run(RunArgs),
+    /// Show the accelerators available on this host and the CPU model.
+    Info,
+    /// Benchmark the `compute` image on ringside (tcg, kvm) and QEMU (tcg, kvm).
+    Bench(BenchArgs),
+}
+
+/// Options of `ringside run`.
+#[derive(Debug, Args, Clone)]
+pub struct RunArgs {
+    /// Kernel to boot: an ELF with a PVH note, a Multiboot v1 kernel, or a
+    /// flat binary with --flat-addr. QEMU spelling: -kernel.
+    #[arg(long, value_name = "FILE")]
+    pub kernel: PathBuf,
+
+    /// Accelerator: tcg (ringside's interpreter) or kvm (the host CPU).
+    #[arg(long, value_enum, default_value = "tcg")]
+    pub accel: AccelKind,
+
+    /// Guest RAM: 128, 128M, 1G, 512K, 1.5G (a bare number is MiB, as in QEMU).
+    #[arg(short = 'm', long = "memory", value_name = "SIZE", default_value = "128M")]
+    pub memory: String,
+
+    /// Kernel command line (PVH cmdline / multiboot cmdline after the file name).
+    #[arg(long, value_name = "STR")]
+    pub append: Option<String>,
+
+    /// Initial ramdisk, passed as the PVH module or the multiboot module.
+    #[arg(long, value_name = "FILE")]
+    pub initrd: Option<PathBuf>,
+
+    /// Load --kernel as a flat binary at this physical address (below 1 MiB)
+    /// and start it in real mode at CS:IP = ADDR>>4 : ADDR&15.
+    #[arg(long, value_name = "ADDR", value_parser = parse_addr)]
+    pub flat_addr: Option<u64>,
+
+    /// Trace events to stderr: comma-separated int, exec, io, mmu (or all).
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub trace: Vec<String>,
+
+    /// Stop after this many guest instructions (tcg only; exit status 24).
+    #[arg(long, value_name = "N")]
+    pub max_insns: Option<u64>,
+
+    /// Stop after this many seconds of wall time (exit status 26).
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<f64>,
+
+    /// Don't print the run summary on stderr.
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// Don't forward stdin to the guest's serial port.
+    #[arg(long)]
+    pub no_stdin: bool,
+}
+
+/// Options of `ringside bench`.
+#[derive(Debug, Args, Clone)]
+pub struct BenchArgs {
+    /// The compute image (default: images/build/compute.elf).
+    #[arg(long, value_name = "FILE")]
+    pub kernel: Option<PathBuf>,
+    /// Work multiplier passed to the image as `scale=K`.
+    #[arg(long, default_value_t = 1)]
+    pub scale: u32,
+    /// Runs per configuration; the best wall time is reported.
+    #[arg(long, default_value_t = 1)]
+    pub runs: u32,
+    /// Skip the QEMU rows.
+    #[arg(long)]
+    pub no_qemu: bool,
+    /// Path of the QEMU binary.
+    #[arg(long, default_value = "qemu-system-x86_64")]
+    pub qemu: String,
+}
+
+/// Parse an address in decimal or 0x-hex.
+fn parse_addr(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let r = if let Some(h) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        u64::from_str_radix(h, 16)
+    } else {
+        t.parse()
+    };
+    r.map_err(|_| format!("'{s}' is not an address: use decimal or 0x-prefixed hex"))
+}
+
+/// Parse a QEMU-style memory size: a bare number is MiB; suffixes K, M, G, T
+/// (optionally followed by B or iB); fractions allowed ("1.5G").
+pub fn parse_memory(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let err = || {
+        format!("bad memory size '{s}': use a number of MiB or a size with a suffix, like 128, 512M or 2G")
+    };
+    let lower = t.to_ascii_lowercase();
+    let body = lower
+        .strip_suffix("ib")
+        .or_else(|| lower.strip_suffix('b'))
+        .unwrap_or(&lower);
+    let (num, mult) = match body.char_indices().last() {
+        Some((i, 'k')) => (&body[..i], 1u64 << 10),
+        Some((i, 'm')) => (&body[..i], 1 << 20),
+        Some((i, 'g')) => (&body[..i], 1 << 30),
+        Some((i, 't')) => (&body[..i], 1 << 40),
+        Some(_) => (body, 1 << 20),
+        None => return Err(err()),
+    };
+    if num.is_empty() || !num.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        return Err(err());
+    }
+    let bytes = if num.contains('.') {
+        let f: f64 = num.parse().map_err(|_| err())?;
+        let b = f * mult as f64;
+        if !b.is_finite() || b <= 0.0 || b > (1u64 << 50) as f64 {
+            return Err(err());
+        }
+        b as u64
+    } else {
+        let n: u64 = num.parse().map_err(|_| err())?;
+        n.checked_mul(mult).ok_or_else(err)?
+    };
+    const MIN: u64 = 2 << 20;
+    const MAX: u64 = 1 << 40;
+    if bytes < MIN {
+        return Err(format!(
+            "memory size '{s}' is too small: ringside needs at least 2M (kernels load at 1 MiB)"
+        ));
+    }
+    if bytes > MAX {
+        return Err(format!("memory size '{s}' is too large: the maximum is 1T"));
+    }
+    if bytes % 4096 != 0 {
+        return Err(format!(
+            "memory size '{s}' is not a multiple of 4 KiB: round it to whole pages"
+        ));
+    }
+    Ok(bytes)
+}
+
+/// Rewrite QEMU's single-dash long options to clap's double-dash ones.
+pub fn normalize_args<I: IntoIterator<Item = OsString>>(args: I) -> Vec<OsString> {
+    args.into_iter()
+        .map(|a| match a.to_str() {
+            Some("-kernel") => "--kernel".into(),
+            Some("-append") => "--append".into(),
+            Some("-initrd") => "--initrd".into(),
+            Some("-accel") => "--accel".into(),
+            _ => a,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_sizes() {
+        assert_eq!(parse_memory("128").unwrap(), 128 << 20);
+        assert_eq!(parse_memory("128M").unwrap(), 128 << 20);
+        assert_eq!(parse_memory("1G").unwrap(), 1 << 30);
+        assert_eq!(parse_memory("1g").unwrap(), 1 << 30);
+        assert_eq!(parse_memory("1.5G").unwrap(), 3 << 29);
+        assert_eq!(parse_memory("4096K").unwrap(), 4 << 20);
+        assert_eq!(parse_memory("256MiB").unwrap(), 256 << 20);
+        for bad in ["", "abc", "12Q", "0", "1", "-5", "1.2.3G", "99999999999999T", "1025K"] {
+            assert!(parse_memory(bad).is_err(), "{bad} should be rejected");
+        }
+    }
+
+    #[test]
+    fn qemu_spellings() {
+        let v = normalize_args(["ringside", "run", "-kernel", "k", "-append", "x", "-m", "64"].map(OsString::from));
+        let cli = Cli::try_parse_from(v).unwrap();
+        let Command::Run(r) = cli.command else {
+            panic!("expected run")
+        };
+        assert_eq!(r.kernel, PathBuf::from("k"));
+        assert_eq!(r.append.as_deref(), Some("x"));
+        assert_eq!(r.memory, "64");
+    }
+
+    #[test]
+    fn addresses() {
+        assert_eq!(parse_addr("0x7c00").unwrap(), 0x7c00);
+        assert_eq!(parse_addr("4096").unwrap(), 4096);
+        assert!(parse_addr("zz").is_err());
+    }
+}

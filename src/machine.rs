@@ -1,0 +1,268 @@
+//! The ringside machine: guest RAM, the PC board of devices, one vCPU on
+//! an accelerator, and the loop that runs them.
+//!
+//! Like Firecracker's `vmm` crate, this is the only place that knows all the
+//! pieces: the CPU knows nothing of devices, devices nothing of the CPU, and
+//! the accelerators only see the board through [`cpu::Platform`].
+
+use crate::boot::{self, BootConfig, BootError};
+use crate::status::RunEnd;
+use crate::trace;
+use accel::{AccelError, Accelerator, RunSlice, VcpuExit};
+use cpu::{CpuEvent, Platform, TraceFlags};
+use devices::{BoardConfig, PcBoard};
+use mmu::{GuestPhysAddr, GuestRam, PhysLayout, RamError};
+use std::io::Write;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use thiserror::Error;
+
+/// Which engine runs the vCPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AccelKind {
+    /// ringside's own interpreter.
+    Tcg,
+    /// The host CPU through /dev/kvm.
+    Kvm,
+}
+
+/// Everything needed to build a machine.
+pub struct MachineConfig {
+    pub memory: u64,
+    pub accel: AccelKind,
+    pub boot: BootConfig,
+    pub trace: TraceFlags,
+    pub serial_out: Box<dyn Write + Send>,
+    /// Forward the host's stdin to the guest's COM1.
+    pub stdin: bool,
+    pub max_insns: Option<u64>,
+    pub timeout: Option<Duration>,
+}
+
+/// Failure to build the machine.
+#[derive(Debug, Error)]
+pub enum MachineError {
+    #[error("{0}")]
+    Ram(#[from] RamError),
+    #[error("{0}")]
+    Boot(#[from] BootError),
+    #[error("{0}")]
+    Accel(#[from] AccelError),
+}
+
+/// The board as the CPU sees it: ringside's [`Platform`].
+pub struct BoardPlatform {
+    pub board: PcBoard,
+    trace: TraceFlags,
+    tsc_epoch: Instant,
+}
+
+impl Platform for BoardPlatform {
+    fn pio_in(&mut self, port: u16, size: u8) -> u32 {
+        self.board.pio_read(port, size)
+    }
+    fn pio_out(&mut self, port: u16, size: u8, val: u32) {
+        self.board.pio_write(port, size, val)
+    }
+    fn mmio_read(&mut self, pa: GuestPhysAddr, size: u8) -> u64 {
+        self.board.mmio_read(pa.raw(), size)
+    }
+    fn mmio_write(&mut self, pa: GuestPhysAddr, size: u8, val: u64) {
+        self.board.mmio_write(pa.raw(), size, val)
+    }
+    fn interrupt_pending(&self) -> bool {
+        self.board.interrupt_pending()
+    }
+    fn ack_interrupt(&mut self) -> Option<u8> {
+        self.board.ack_interrupt()
+    }
+    fn stop_requested(&self) -> bool {
+        self.board.exit_request().is_some()
+    }
+    /// A 1 GHz time-stamp counter: nanoseconds since the machine started.
+    /// Invariant and monotonic, like a modern TSC.
+    fn tsc(&mut self) -> u64 {
+        self.tsc_epoch.elapsed().as_nanos() as u64
+    }
+    fn apic_base_changed(&mut self, apic_base: u64) {
+        self.board.set_apic_base(apic_base)
+    }
+    /// The CPU reports CR8 (the TPR's priority class, 0-15).
+    fn tpr_changed(&mut self, cr8: u8) {
+        self.board.set_cr8(cr8 as u64)
+    }
+    fn event(&mut self, ev: &CpuEvent) {
+        trace::print_event(&self.trace, ev);
+    }
+}
+
+/// A built machine, ready to run.
+pub struct Machine {
+    pub platform: BoardPlatform,
+    pub accel: Box<dyn Accelerator>,
+    max_insns: Option<u64>,
+    timeout: Option<Duration>,
+    stdin: bool,
+}
+
+impl Machine {
+    /// Create RAM, load the kernel, build the board and the vCPU.
+    pub fn new(cfg: MachineConfig) -> Result<Machine, MachineError> {
+        let ram = Arc::new(GuestRam::new(cfg.memory)?);
+        let layout = PhysLayout::new(cfg.memory);
+        let boot = boot::load(&ram, &layout, &cfg.boot)?;
+
+        let mut accel: Box<dyn Accelerator> = match cfg.accel {
+            AccelKind::Tcg => {
+                let mut t = accel::tcg::TcgAccel::new(ram.clone(), layout);
+                t.set_trace(cfg.trace);
+                Box::new(t)
+            }
+            AccelKind::Kvm => Box::new(accel::kvm::KvmAccel::new(ram.clone(), layout)?),
+        };
+        accel.set_state(&boot.state)?;
+        if cfg.trace != TraceFlags::default() {
+            eprintln!(
+                "[trace] boot  {:?} kernel, entry {:#x}, device tree at {}: {}",
+                boot.format, boot.entry, boot.fdt, boot.summary
+            );
+        }
+
+        let input = cfg.stdin.then(spawn_stdin_reader);
+        let board = PcBoard::new(BoardConfig {
+            serial_out: cfg.serial_out,
+            serial_in: input,
+            trace_io: cfg.trace.io,
+            ..BoardConfig::default()
+        });
+        Ok(Machine {
+            platform: BoardPlatform {
+                board,
+                trace: cfg.trace,
+                tsc_epoch: Instant::now(),
+            },
+            accel,
+            max_insns: cfg.max_insns,
+            timeout: cfg.timeout,
+            stdin: cfg.stdin,
+        })
+    }
+
+    /// Can serial input still arrive to wake a halted guest?
+    fn input_open(&self) -> bool {
+        self.stdin && !self.platform.board.input_closed()
+    }
+
+    /// Run until the guest exits or ringside stops it.
+    pub fn run(&mut self) -> Result<RunEnd, AccelError> {
+        let start = Instant::now();
+        let hard_deadline = self.timeout.map(|t| start + t);
+        loop {
+            self.platform.board.advance();
+            if let Some(d) = hard_deadline {
+                if Instant::now() >= d {
+                    return Ok(self.timeout_end());
+                }
+            }
+            let deadline = match (self.platform.board.next_deadline(), hard_deadline) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let slice = RunSlice {
+                deadline,
+                insn_limit: self.max_insns,
+            };
+            match self.accel.run(&mut self.platform, slice)? {
+                VcpuExit::Stopped => {
+                    // The device holds QEMU's status, (v << 1) | 1.
+                    if let Some(status) = self.platform.board.exit_request() {
+                        return Ok(RunEnd::GuestExit { value: status >> 1 });
+                    }
+                }
+                VcpuExit::SliceEnd => {}
+                VcpuExit::InsnLimit => {
+                    return Ok(RunEnd::InsnLimit {
+                        limit: self.max_insns.unwrap_or(0),
+                    })
+                }
+                VcpuExit::Shutdown { reason } => return Ok(RunEnd::TripleFault { detail: reason }),
+                VcpuExit::HostLimit { detail } => return Ok(RunEnd::HostLimit { detail }),
+                VcpuExit::Hlt { interrupts_enabled } => {
+                    if let Some(end) = self.wait_for_interrupt(interrupts_enabled, hard_deadline)? {
+                        return Ok(end);
+                    }
+                }
+            }
+        }
+    }
+
+    fn timeout_end(&self) -> RunEnd {
+        RunEnd::Timeout {
+            secs: self.timeout.map(|t| t.as_secs_f64()).unwrap_or(0.0),
+        }
+    }
+
+    /// The vCPU is halted: sleep until a device has an interrupt for it.
+    /// Returns `Some(end)` if it can never wake up or the timeout passes.
+    fn wait_for_interrupt(
+        &mut self,
+        interrupts_enabled: bool,
+        hard_deadline: Option<Instant>,
+    ) -> Result<Option<RunEnd>, AccelError> {
+        loop {
+            self.platform.board.advance();
+            if interrupts_enabled && self.platform.board.interrupt_pending() {
+                return Ok(None);
+            }
+            let rip = self.accel.get_state().map(|s| s.rip).unwrap_or(0);
+            if !interrupts_enabled {
+                // Only an NMI could wake it, and nothing on this board sends one.
+                return Ok(Some(RunEnd::DeadHalt { rip }));
+            }
+            let now = Instant::now();
+            if hard_deadline.is_some_and(|d| now >= d) {
+                return Ok(Some(self.timeout_end()));
+            }
+            let mut wake = self.platform.board.next_deadline();
+            if wake.is_none() && !self.input_open() {
+                return Ok(Some(RunEnd::StuckHalt { rip }));
+            }
+            if self.input_open() {
+                // Serial input may arrive at any time: poll it often.
+                let poll = now + Duration::from_millis(5);
+                wake = Some(wake.map_or(poll, |w| w.min(poll)));
+            }
+            if let Some(d) = hard_deadline {
+                wake = Some(wake.map_or(d, |w| w.min(d)));
+            }
+            if let Some(w) = wake {
+                if w > now {
+                    std::thread::sleep(w - now);
+                }
+            }
+        }
+    }
+}
+
+/// Forward the host's stdin to the guest byte by byte from a thread. At EOF
+/// the channel hangs up, so the board reports its input closed and a halted
+/// guest with no other event source is reported instead of waiting forever.
+fn spawn_stdin_reader() -> std::sync::mpsc::Receiver<u8> {
+    use std::io::Read;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 256];
+        let mut stdin = std::io::stdin();
+        loop {
+            match stdin.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if buf[..n].iter().any(|b| tx.send(*b).is_err()) {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    rx
+}

@@ -1,0 +1,140 @@
+//! Shared helpers for the integration tests: where the binary and images
+//! are, whether KVM and QEMU are usable, and running a guest with a bound.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The ringside binary built for this test run.
+pub fn ringside() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_ringside"))
+}
+
+/// Path of a guest image built by images/Makefile.
+pub fn image(name: &str) -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("images/build")
+        .join(format!("{name}.elf"));
+    assert!(
+        p.exists(),
+        "{} is missing: the build should have made it (make -C images)",
+        p.display()
+    );
+    p
+}
+
+/// Every guest test image.
+pub const IMAGES: &[&str] = &[
+    "hello",
+    "modes",
+    "rings",
+    "paging",
+    "timer",
+    "compute",
+    "multiboot",
+];
+
+/// Why KVM can't be used here, or None if it can.
+pub fn kvm_unavailable() -> Option<String> {
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+    {
+        Ok(_) => None,
+        Err(e) => Some(format!("/dev/kvm is not usable ({e})")),
+    }
+}
+
+/// Why QEMU can't be used here, or None if it can.
+pub fn qemu_unavailable() -> Option<String> {
+    match Command::new("qemu-system-x86_64")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+    {
+        Ok(s) if s.success() => None,
+        _ => Some("qemu-system-x86_64 is not installed (scripts/deps.sh installs it)".into()),
+    }
+}
+
+/// Run a command with stdin closed, killing it after `limit`.
+pub fn run_bounded(cmd: &mut Command, limit: Duration) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let start = Instant::now();
+    loop {
+        if child.try_wait().expect("wait").is_some() {
+            break;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("output");
+            panic!(
+                "{:?} did not finish within {:?}\nstdout: {}\nstderr: {}",
+                cmd,
+                limit,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.wait_with_output().expect("output")
+}
+
+/// `ringside run` with the given extra arguments.
+pub fn ringside_run(args: &[&str]) -> Output {
+    let mut cmd = Command::new(ringside());
+    cmd.arg("run").args(args);
+    run_bounded(&mut cmd, Duration::from_secs(300))
+}
+
+/// QEMU with the reference command line of the foundation issue.
+pub fn qemu_run(kernel: &Path, accel: &str) -> Output {
+    let mut cmd = Command::new("qemu-system-x86_64");
+    cmd.args(["-accel", accel, "-kernel"])
+        .arg(kernel)
+        .args([
+            "-nodefaults",
+            "-serial",
+            "stdio",
+            "-device",
+            "isa-debug-exit,iobase=0xf4,iosize=4",
+            "-display",
+            "none",
+        ]);
+    run_bounded(&mut cmd, Duration::from_secs(300))
+}
+
+/// A temporary directory for a test, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!(
+            "ringside-test-{tag}-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).expect("tempdir");
+        TempDir(p)
+    }
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
