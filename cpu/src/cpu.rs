@@ -280,7 +280,12 @@ impl Cpu {
     }
     /// Push `size` bytes on SS:RSP using the current stack-address size.
     #[allow(dead_code)] // contract API for system/
-    pub(crate) fn push(&mut self, plat: &mut dyn Platform, size: u8, val: u64) -> Result<(), Fault> {
+    pub(crate) fn push(
+        &mut self,
+        plat: &mut dyn Platform,
+        size: u8,
+        val: u64,
+    ) -> Result<(), Fault> {
         self.refresh_mode();
         match size {
             2 => self.push_n::<2>(plat, val),
@@ -307,11 +312,13 @@ impl Cpu {
         } else {
             self.tlb.flush_non_global();
         }
+        self.blocks.new_epoch();
         self.exit_block = true;
     }
     /// INVLPG.
     pub(crate) fn invlpg(&mut self, lin: u64) {
         self.tlb.invlpg(mmu::GuestVirtAddr(lin));
+        self.blocks.new_epoch();
         self.exit_block = true;
     }
 }

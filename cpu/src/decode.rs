@@ -55,12 +55,43 @@ pub(crate) struct BlockKey {
     pub bits: u32,
 }
 
+/// A cached successor of a block: "if RIP is `rip` after this block, the
+/// next block is `id`". Valid while the target's generation and the
+/// cache's epoch are unchanged.
+#[derive(Clone, Copy)]
+struct Link {
+    rip: u64,
+    id: u32,
+    gen: u32,
+    epoch: u32,
+}
+
+/// Link slots per block.
+const LINKS: usize = 4;
+
+#[inline(always)]
+fn link_slot(rip: u64) -> usize {
+    ((rip ^ (rip >> 6)) as usize) & (LINKS - 1)
+}
+
+const NO_LINK: Link = Link {
+    rip: u64::MAX,
+    id: 0,
+    gen: 0,
+    epoch: u32::MAX,
+};
+
 struct Slot {
     key: BlockKey,
     /// Empty while the block executes (the run loop holds the list).
     insns: Vec<DecodedInsn>,
     /// RIP just past the last instruction (for the CS-limit recheck).
     end_rip: u64,
+    /// IP wrap mask of the block's code size.
+    ip_mask: u64,
+    /// Successors, direct-mapped by exit RIP (a block can leave at its end
+    /// or through any taken conditional branch inside it).
+    links: [Link; LINKS],
     /// Bumped whenever the slot is freed: a run loop holding the list of a
     /// freed block sees the mismatch and drops it instead of putting it back.
     gen: u32,
@@ -98,7 +129,7 @@ impl Hasher for KeyHasher {
         }
     }
     fn write_u64(&mut self, v: u64) {
-        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x51_7cc1_b727_220a_95);
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x517c_c1b7_2722_0a95);
     }
     fn write_u32(&mut self, v: u32) {
         self.write_u64(v as u64);
@@ -117,6 +148,14 @@ pub(crate) struct BlockCache {
     page_blocks: FastMap<u64, Vec<u32>>,
     /// One bit per machine page of RAM: the page holds decoded code.
     code_bits: Vec<u64>,
+    /// Bumped whenever a link could become wrong without its target being
+    /// dropped: TLB flushes (the RIP → machine address map changed), system
+    /// instructions and event delivery (CPL, CS, the code size, the CS
+    /// limit may have changed).
+    epoch: u32,
+    /// Generation numbers handed to new blocks (never reused, so a stale
+    /// (id, generation) pair can not match a later block in the same slot).
+    next_gen: u32,
 }
 
 #[inline(always)]
@@ -134,15 +173,60 @@ impl BlockCache {
             fast: vec![EMPTY_FAST; FAST_SIZE].into_boxed_slice(),
             page_blocks: FastMap::default(),
             code_bits: vec![0; pages.div_ceil(64)],
+            epoch: 0,
+            next_gen: 1,
+        }
+    }
+
+    /// Invalidate every block-to-block link (see `epoch`).
+    #[inline(always)]
+    pub fn new_epoch(&mut self) {
+        self.epoch = self.epoch.wrapping_add(1);
+    }
+
+    /// The block that follows block `from` (generation `gen`) when RIP is
+    /// `rip`, if a still-valid link says so. Generations are never reused
+    /// and a dropped slot has generation 0, so a matching generation proves
+    /// the target is the live block the link was made to (whose key has
+    /// this RIP); the epoch proves RIP still maps to its machine address.
+    #[inline(always)]
+    pub fn follow(&self, from: u32, gen: u32, rip: u64) -> Option<u32> {
+        let s = self.slots.get(from as usize)?;
+        let l = s.links[link_slot(rip)];
+        if l.rip != rip || l.epoch != self.epoch || s.gen != gen {
+            return None;
+        }
+        match self.slots.get(l.id as usize) {
+            Some(t) if t.gen == l.gen => Some(l.id),
+            _ => None,
+        }
+    }
+
+    /// Record that block `to` follows block `from` (generation `gen`) at
+    /// `rip`.
+    #[inline(always)]
+    pub fn link(&mut self, from: u32, gen: u32, rip: u64, to: u32) {
+        let to_gen = match self.slots.get(to as usize) {
+            Some(t) if t.live => t.gen,
+            _ => return,
+        };
+        let epoch = self.epoch;
+        if let Some(s) = self.slots.get_mut(from as usize) {
+            if s.gen == gen && s.live {
+                s.links[link_slot(rip)] = Link {
+                    rip,
+                    id: to,
+                    gen: to_gen,
+                    epoch,
+                };
+            }
         }
     }
 
     /// Drop every block.
     pub fn clear(&mut self) {
-        for s in &mut self.slots {
-            s.gen = s.gen.wrapping_add(1);
-        }
         self.slots.clear();
+        self.new_epoch();
         self.free.clear();
         self.map.clear();
         self.fast.fill(EMPTY_FAST);
@@ -195,10 +279,10 @@ impl BlockCache {
     /// Take the instruction list of block `id` to execute it; give it back
     /// with [`BlockCache::put_back`].
     #[inline(always)]
-    pub fn take(&mut self, id: u32) -> (Vec<DecodedInsn>, u32) {
+    pub fn take(&mut self, id: u32) -> (Vec<DecodedInsn>, u32, u64) {
         match self.slots.get_mut(id as usize) {
-            Some(s) => (std::mem::take(&mut s.insns), s.gen),
-            None => (Vec::new(), u32::MAX),
+            Some(s) => (std::mem::take(&mut s.insns), s.gen, s.ip_mask),
+            None => (Vec::new(), u32::MAX, 0),
         }
     }
 
@@ -223,14 +307,15 @@ impl BlockCache {
             key,
             insns,
             end_rip,
-            gen: 0,
+            ip_mask: ip_mask(key.bits),
+            links: [NO_LINK; LINKS],
+            gen: self.next_gen,
             live: true,
         };
+        self.next_gen = self.next_gen.wrapping_add(1).max(1);
         let id = match self.free.pop() {
             Some(id) => {
-                let s = &mut self.slots[id as usize];
-                let gen = s.gen;
-                *s = Slot { gen, ..slot };
+                self.slots[id as usize] = slot;
                 id
             }
             None => {
@@ -268,7 +353,7 @@ impl BlockCache {
                 continue;
             }
             s.live = false;
-            s.gen = s.gen.wrapping_add(1);
+            s.gen = 0;
             s.insns = Vec::new();
             let key = s.key;
             self.map.remove(&key);
@@ -378,7 +463,9 @@ impl Cpu {
                 insn,
                 handler: sel.handler,
             });
-            if sel.ends_block || insns.len() >= MAX_BLOCK_INSNS || insn.next_ip() & mask != insn.next_ip()
+            if sel.ends_block
+                || insns.len() >= MAX_BLOCK_INSNS
+                || insn.next_ip() & mask != insn.next_ip()
             {
                 break;
             }
@@ -389,7 +476,8 @@ impl Cpu {
         self.stats.blocks_decoded += 1;
         let (id, newly_code) = self.blocks.insert(key, insns, end_rip);
         if newly_code {
-            self.tlb.revoke_write(MachineAddr(key.ma & !(PAGE_SIZE - 1)));
+            self.tlb
+                .revoke_write(MachineAddr(key.ma & !(PAGE_SIZE - 1)));
         }
         Fetch::Block(id)
     }

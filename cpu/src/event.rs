@@ -43,7 +43,11 @@ pub enum CpuEvent {
         text: String,
     },
     /// An instruction the interpreter does not implement; #UD follows.
-    Unimplemented { rip: u64, bytes: Vec<u8>, text: String },
+    Unimplemented {
+        rip: u64,
+        bytes: Vec<u8>,
+        text: String,
+    },
     /// An exception or interrupt is delivered.
     Interrupt {
         vector: u8,
@@ -73,7 +77,10 @@ pub enum CpuEvent {
     /// INVLPG or a full TLB flush.
     TlbFlush { va: Option<u64>, global: bool },
     /// The processor mode changed (real → protected → long …).
-    ModeChange { from: &'static str, to: &'static str },
+    ModeChange {
+        from: &'static str,
+        to: &'static str,
+    },
     /// Triple fault: the CPU shuts down.
     TripleFault { last: Fault },
 }

@@ -85,7 +85,19 @@ fn service_events(cpu: &mut Cpu, plat: &mut dyn Platform) -> Boundary {
 #[inline(never)]
 fn deliver_fault(cpu: &mut Cpu, plat: &mut dyn Platform, f: Fault) -> Option<CpuExit> {
     cpu.state.intr.shadow = false;
-    cpu.raise_exception(plat, f)
+    let r = cpu.raise_exception(plat, f);
+    after_event(cpu);
+    r
+}
+
+/// After anything that may have changed CPL, CS, the mode or RFLAGS
+/// behind the block engine's back: refresh the cached mode, drop block
+/// links, look at events at the next boundary.
+#[inline]
+fn after_event(cpu: &mut Cpu) {
+    cpu.refresh_mode();
+    cpu.blocks.new_epoch();
+    cpu.event_countdown = 0;
 }
 
 /// After I/O: has the platform asked to stop?
@@ -98,62 +110,102 @@ fn stop_check(cpu: &mut Cpu, plat: &mut dyn Platform) -> bool {
     false
 }
 
+/// Blocks executed between two looks at pending interrupts when nothing
+/// forces an earlier look. Anything that can make an interrupt deliverable
+/// (STI, POPF, IRET, device I/O, event delivery) forces one at the next
+/// boundary; this bound keeps the latency of an interrupt raised
+/// asynchronously (a timer) to a few hundred instructions.
+const EVENT_INTERVAL: u32 = 32;
+
 /// The body of [`Cpu::run`].
 pub(crate) fn run_loop(cpu: &mut Cpu, plat: &mut dyn Platform, budget: u64) -> CpuExit {
     let mut left = budget;
+    // The block just executed, for chaining: (id, generation).
+    let mut prev: Option<(u32, u32)> = None;
     loop {
         if left == 0 {
             return CpuExit::Budget;
         }
-        if !cpu.state.intr.shadow {
-            match service_events(cpu, plat) {
-                Boundary::Idle => {}
-                Boundary::Delivered => {
+        if cpu.event_countdown == 0 {
+            cpu.event_countdown = EVENT_INTERVAL;
+            if !cpu.state.intr.shadow {
+                match service_events(cpu, plat) {
+                    Boundary::Idle => {}
+                    Boundary::Delivered => {
+                        prev = None;
+                        after_event(cpu);
+                        left -= 1;
+                        continue;
+                    }
+                    Boundary::Exit(e) => return e,
+                }
+            }
+            if cpu.state.halted {
+                return CpuExit::Halted;
+            }
+            // One-instruction-at-a-time cases: an interrupt shadow (so the
+            // window opens right after the next instruction),
+            // single-stepping, execution tracing.
+            if cpu.state.intr.shadow || cpu.trace.exec || cpu.state.rflags & rflags::TF != 0 {
+                prev = None;
+                left -= 1;
+                let r = step_insn(cpu, plat);
+                cpu.event_countdown = 0;
+                if let Some(e) = r {
+                    return e;
+                }
+                if stop_check(cpu, plat) {
+                    return CpuExit::Stopped;
+                }
+                continue;
+            }
+        } else {
+            cpu.event_countdown -= 1;
+        }
+        let rip = cpu.state.rip;
+        let chained = match prev {
+            Some((from, gen)) => cpu.blocks.follow(from, gen, rip),
+            None => None,
+        };
+        let id = match chained {
+            Some(id) => id,
+            None => match cpu.next_block() {
+                Ok(Fetch::Block(id)) => {
+                    if let Some((from, gen)) = prev {
+                        cpu.blocks.link(from, gen, rip, id);
+                    }
+                    id
+                }
+                Ok(Fetch::Uncached) => {
+                    prev = None;
                     left -= 1;
+                    if let Some(e) = step_insn(cpu, plat) {
+                        return e;
+                    }
+                    if stop_check(cpu, plat) {
+                        return CpuExit::Stopped;
+                    }
                     continue;
                 }
-                Boundary::Exit(e) => return e,
-            }
-        }
-        if cpu.state.halted {
-            return CpuExit::Halted;
-        }
-        // One-instruction-at-a-time cases: an interrupt shadow (so the
-        // window opens right after the next instruction), single-stepping,
-        // execution tracing.
-        if cpu.state.intr.shadow || cpu.trace.exec || cpu.state.rflags & rflags::TF != 0 {
-            left -= 1;
-            if let Some(e) = step_insn(cpu, plat) {
-                return e;
-            }
-            if stop_check(cpu, plat) {
-                return CpuExit::Stopped;
-            }
-            continue;
-        }
-        match cpu.next_block() {
-            Ok(Fetch::Block(id)) => {
-                let (done, fault) = exec_block(cpu, plat, id, left);
-                left -= done.min(left);
-                if let Some(f) = fault {
+                Err(f) => {
+                    // Fetch fault (#PF on the code page, #GP past the CS
+                    // limit): RIP is still on the instruction.
+                    prev = None;
+                    left -= 1;
                     if let Some(e) = deliver_fault(cpu, plat, f) {
                         return e;
                     }
+                    continue;
                 }
-            }
-            Ok(Fetch::Uncached) => {
-                left -= 1;
-                if let Some(e) = step_insn(cpu, plat) {
-                    return e;
-                }
-            }
-            Err(f) => {
-                // Fetch fault (#PF on the code page, #GP past the CS limit):
-                // RIP is still on the instruction.
-                left -= 1;
-                if let Some(e) = deliver_fault(cpu, plat, f) {
-                    return e;
-                }
+            },
+        };
+        let (done, gen, fault) = exec_block(cpu, plat, id, left);
+        left -= done.min(left);
+        prev = Some((id, gen));
+        if let Some(f) = fault {
+            prev = None;
+            if let Some(e) = deliver_fault(cpu, plat, f) {
+                return e;
             }
         }
         if stop_check(cpu, plat) {
@@ -163,12 +215,17 @@ pub(crate) fn run_loop(cpu: &mut Cpu, plat: &mut dyn Platform, budget: u64) -> C
 }
 
 /// Execute block `id`, at most `left` instructions. Returns the work done
-/// (instructions retired, plus one for a faulting instruction) and the
-/// fault to deliver, if any (RIP is already back on the instruction).
+/// (instructions retired, plus one for a faulting instruction), the
+/// block's generation, and the fault to deliver, if any (RIP is already
+/// back on the instruction).
 #[inline(always)]
-fn exec_block(cpu: &mut Cpu, plat: &mut dyn Platform, id: u32, left: u64) -> (u64, Option<Fault>) {
-    let (insns, gen) = cpu.blocks.take(id);
-    let mask = ip_mask(code_bits(&cpu.state));
+fn exec_block(
+    cpu: &mut Cpu,
+    plat: &mut dyn Platform,
+    id: u32,
+    left: u64,
+) -> (u64, u32, Option<Fault>) {
+    let (insns, gen, mask) = cpu.blocks.take(id);
     let n = insns.len().min(usize::try_from(left).unwrap_or(usize::MAX));
     cpu.exit_block = false;
     let mut done = 0u64;
@@ -188,7 +245,7 @@ fn exec_block(cpu: &mut Cpu, plat: &mut dyn Platform, id: u32, left: u64) -> (u6
     }
     cpu.blocks.put_back(id, gen, insns);
     cpu.retired += done;
-    (done + fault.is_some() as u64, fault)
+    (done + fault.is_some() as u64, gen, fault)
 }
 
 /// Fetch, decode and execute one instruction without the block cache,
@@ -223,7 +280,9 @@ fn step_insn(cpu: &mut Cpu, plat: &mut dyn Platform) -> Option<CpuExit> {
             cpu.retired += 1;
             if tf {
                 cpu.state.dr[6] |= DR6_BS;
-                return cpu.raise_exception(plat, Fault::DB);
+                let r = cpu.raise_exception(plat, Fault::DB);
+                after_event(cpu);
+                return r;
             }
             None
         }
@@ -239,7 +298,10 @@ pub(crate) fn step(cpu: &mut Cpu, plat: &mut dyn Platform) -> CpuExit {
     if !cpu.state.intr.shadow {
         match service_events(cpu, plat) {
             Boundary::Idle => {}
-            Boundary::Delivered => return CpuExit::Budget,
+            Boundary::Delivered => {
+                after_event(cpu);
+                return CpuExit::Budget;
+            }
             Boundary::Exit(e) => return e,
         }
     }
@@ -267,7 +329,8 @@ impl Cpu {
         for i in 0..insn.len() as u64 {
             let lin = base.wrapping_add(insn.ip()).wrapping_add(i) & mask;
             match self.translate(lin, mmu::AccessKind::Execute, user) {
-                Ok(crate::memory::Phys::Ram(ma)) => match self.ram.read_le(mmu::MachineAddr(ma), 1) {
+                Ok(crate::memory::Phys::Ram(ma)) => match self.ram.read_le(mmu::MachineAddr(ma), 1)
+                {
                     Ok(b) => out.push(b as u8),
                     Err(_) => break,
                 },
@@ -288,6 +351,7 @@ fn sys(cpu: &mut Cpu, plat: &mut dyn Platform, insn: &Instruction) -> Result<(),
     let r = crate::system::exec(cpu, plat, insn);
     cpu.io_done = true;
     cpu.exit_block = true;
+    after_event(cpu);
     r
 }
 
@@ -350,22 +414,70 @@ macro_rules! sized_wdq {
 macro_rules! by_cc {
     ($cc:expr, $C:ident => $e:expr) => {
         match $cc {
-            0 => { const $C: u8 = 0; $e }
-            1 => { const $C: u8 = 1; $e }
-            2 => { const $C: u8 = 2; $e }
-            3 => { const $C: u8 = 3; $e }
-            4 => { const $C: u8 = 4; $e }
-            5 => { const $C: u8 = 5; $e }
-            6 => { const $C: u8 = 6; $e }
-            7 => { const $C: u8 = 7; $e }
-            8 => { const $C: u8 = 8; $e }
-            9 => { const $C: u8 = 9; $e }
-            10 => { const $C: u8 = 10; $e }
-            11 => { const $C: u8 = 11; $e }
-            12 => { const $C: u8 = 12; $e }
-            13 => { const $C: u8 = 13; $e }
-            14 => { const $C: u8 = 14; $e }
-            15 => { const $C: u8 = 15; $e }
+            0 => {
+                const $C: u8 = 0;
+                $e
+            }
+            1 => {
+                const $C: u8 = 1;
+                $e
+            }
+            2 => {
+                const $C: u8 = 2;
+                $e
+            }
+            3 => {
+                const $C: u8 = 3;
+                $e
+            }
+            4 => {
+                const $C: u8 = 4;
+                $e
+            }
+            5 => {
+                const $C: u8 = 5;
+                $e
+            }
+            6 => {
+                const $C: u8 = 6;
+                $e
+            }
+            7 => {
+                const $C: u8 = 7;
+                $e
+            }
+            8 => {
+                const $C: u8 = 8;
+                $e
+            }
+            9 => {
+                const $C: u8 = 9;
+                $e
+            }
+            10 => {
+                const $C: u8 = 10;
+                $e
+            }
+            11 => {
+                const $C: u8 = 11;
+                $e
+            }
+            12 => {
+                const $C: u8 = 12;
+                $e
+            }
+            13 => {
+                const $C: u8 = 13;
+                $e
+            }
+            14 => {
+                const $C: u8 = 14;
+                $e
+            }
+            15 => {
+                const $C: u8 = 15;
+                $e
+            }
             _ => None,
         }
     };
@@ -585,7 +697,12 @@ pub(crate) fn select(insn: &Instruction) -> Sel {
     match select_core(insn) {
         Some(handler) => Sel {
             handler,
-            ends_block: insn.flow_control() != FlowControl::Next,
+            // A taken conditional branch leaves the block through
+            // `exit_block`; the fall-through path continues in it.
+            ends_block: !matches!(
+                insn.flow_control(),
+                FlowControl::Next | FlowControl::ConditionalBranch
+            ),
         },
         None => end(misc::unimplemented),
     }
@@ -622,7 +739,11 @@ fn select_core(insn: &Instruction) -> Option<Handler> {
         M::Xchg => sized!(sz0, S => mov::xchg::<S>),
         M::Bswap => sized_wdq!(sz0, S => mov::bswap::<S>),
         M::Movbe => {
-            let r = if insn.op0_kind() == OpKind::Register { 0 } else { 1 };
+            let r = if insn.op0_kind() == OpKind::Register {
+                0
+            } else {
+                1
+            };
             sized_wdq!(op_size(insn, r), S => mov::movbe::<S>)
         }
         M::Cmovo
@@ -705,7 +826,9 @@ fn select_core(insn: &Instruction) -> Option<Handler> {
         M::Sahf => Some(misc::sahf),
 
         M::Jmp => match insn.op0_kind() {
-            OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64 => Some(branch::jmp_rel),
+            OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64 => {
+                Some(branch::jmp_rel)
+            }
             _ => sized_wdq!(sz0, S => branch::jmp_ind::<S>),
         },
         M::Jo

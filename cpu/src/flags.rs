@@ -90,7 +90,11 @@ impl LazyFlags {
         let want_sf = rflags & SF != 0;
         let want_pf = rflags & PF != 0;
         // res = 0 gives ZF=1, SF=0, PF=1; res = 1 gives ZF=0, SF=0, PF=0.
-        let (res, nat_pf) = if rflags & ZF != 0 { (0, true) } else { (1, false) };
+        let (res, nat_pf) = if rflags & ZF != 0 {
+            (0, true)
+        } else {
+            (1, false)
+        };
         let mut aux = rflags & (CF | AF | OF);
         if want_sf {
             aux |= SF;
@@ -247,7 +251,11 @@ mod tests {
         }
         let sa = a as i8 as i32;
         let sb = b as i8 as i32;
-        let sw = if sub { sa - sb - c as i32 } else { sa + sb + c as i32 };
+        let sw = if sub {
+            sa - sb - c as i32
+        } else {
+            sa + sb + c as i32
+        };
         if !(-128..=127).contains(&sw) {
             f |= OF;
         }
@@ -279,10 +287,18 @@ mod tests {
                 for c in 0..=1u8 {
                     let r = a.wrapping_add(b).wrapping_add(c);
                     lf.add(a as u64, b as u64, r as u64, 8);
-                    assert_eq!(lf.materialize(), reference(a, b, c, false), "add {a} {b} {c}");
+                    assert_eq!(
+                        lf.materialize(),
+                        reference(a, b, c, false),
+                        "add {a} {b} {c}"
+                    );
                     let r = a.wrapping_sub(b).wrapping_sub(c);
                     lf.sub(a as u64, b as u64, r as u64, 8);
-                    assert_eq!(lf.materialize(), reference(a, b, c, true), "sub {a} {b} {c}");
+                    assert_eq!(
+                        lf.materialize(),
+                        reference(a, b, c, true),
+                        "sub {a} {b} {c}"
+                    );
                 }
             }
         }

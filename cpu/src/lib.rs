@@ -7,17 +7,17 @@
 //! * the interpreter: decode (iced-x86) → decoded-block cache → one semantic
 //!   function per instruction family, shared with the future JIT.
 
-pub mod cpu;
 #[cfg(test)]
 mod core_tests;
+pub mod cpu;
 mod decode;
+pub mod event;
 mod exec;
+pub mod fault;
 mod flags;
 mod insn;
 mod memory;
 mod operand;
-pub mod event;
-pub mod fault;
 pub mod platform;
 pub mod state;
 pub(crate) mod system;

@@ -19,12 +19,12 @@
 use crate::cpu::Cpu;
 use crate::event::CpuEvent;
 use crate::fault::Fault;
+use crate::operand::sreg_of;
 use crate::platform::Platform;
 use crate::state::{cr0, efer, rflags, seg_attr, SegReg};
+use iced_x86::{Instruction, Register};
 use mmu::paging::{walk, Access, AccessKind, PagingRegs};
 use mmu::ptemem::RamPtes;
-use crate::operand::sreg_of;
-use iced_x86::{Instruction, Register};
 use mmu::{GuestPhysAddr, GuestVirtAddr, MachineAddr, PhysTarget};
 
 /// 4 KiB.
@@ -141,8 +141,7 @@ impl Cpu {
             return Ok(lin);
         }
         let s = self.state.sreg(seg);
-        let protected =
-            self.state.cr0 & cr0::PE != 0 && self.state.rflags & rflags::VM == 0;
+        let protected = self.state.cr0 & cr0::PE != 0 && self.state.rflags & rflags::VM == 0;
         if protected {
             let a = s.attr;
             if a & (seg_attr::UNUSABLE | seg_attr::P) != seg_attr::P {
@@ -163,7 +162,11 @@ impl Cpu {
         let a = s.attr;
         if a & (seg_attr::TYPE_CODE | seg_attr::TYPE_EC) == seg_attr::TYPE_EC {
             // Expand-down data: valid offsets are (limit, upper].
-            let upper = if a & seg_attr::DB != 0 { 0xffff_ffff } else { 0xffff };
+            let upper = if a & seg_attr::DB != 0 {
+                0xffff_ffff
+            } else {
+                0xffff
+            };
             if off <= s.limit as u64 || last > upper {
                 return Err(seg_fault(seg));
             }
@@ -223,8 +226,14 @@ impl Cpu {
         }
         let regs = self.paging_regs();
         let mut ptes = RamPtes::new(&self.ram, &self.layout);
-        let t = walk(&regs, &mut ptes, GuestVirtAddr(lin), Access::new(kind, user), None)
-            .map_err(|pf| Fault::pf(pf.va.0, pf.error_code))?;
+        let t = walk(
+            &regs,
+            &mut ptes,
+            GuestVirtAddr(lin),
+            Access::new(kind, user),
+            None,
+        )
+        .map_err(|pf| Fault::pf(pf.va.0, pf.error_code))?;
         match self.layout.translate(t.pa) {
             PhysTarget::Ram(ma) => {
                 let ma_page = MachineAddr(ma.0 & !PAGE_MASK);
@@ -552,7 +561,10 @@ impl Cpu {
     #[inline(always)]
     pub(crate) fn fetch_translate(&mut self, lin: u64) -> Result<Phys, Fault> {
         let user = self.user_mode();
-        if let Some(ma) = self.tlb.lookup(GuestVirtAddr(lin), AccessKind::Execute, user) {
+        if let Some(ma) = self
+            .tlb
+            .lookup(GuestVirtAddr(lin), AccessKind::Execute, user)
+        {
             return Ok(Phys::Ram(ma.0));
         }
         self.translate(lin, AccessKind::Execute, user)

@@ -311,23 +311,35 @@ mod tests {
         // mov al, [0x1234] (16-bit absolute)
         assert_eq!(addr_mask(&dec(16, &[0x8a, 0x06, 0x34, 0x12])), 0xffff);
         // mov al, [0x12345678] (32-bit absolute)
-        assert_eq!(addr_mask(&dec(32, &[0x8a, 0x05, 0x78, 0x56, 0x34, 0x12])), 0xffff_ffff);
+        assert_eq!(
+            addr_mask(&dec(32, &[0x8a, 0x05, 0x78, 0x56, 0x34, 0x12])),
+            0xffff_ffff
+        );
         // 64-bit: mov al, [abs disp32] via SIB (no base, no index)
-        assert_eq!(addr_mask(&dec(64, &[0x8a, 0x04, 0x25, 0x78, 0x56, 0x34, 0x12])), u64::MAX);
+        assert_eq!(
+            addr_mask(&dec(64, &[0x8a, 0x04, 0x25, 0x78, 0x56, 0x34, 0x12])),
+            u64::MAX
+        );
         // 64-bit with 0x67: 32-bit addressing
         assert_eq!(
             addr_mask(&dec(64, &[0x67, 0x8a, 0x04, 0x25, 0x78, 0x56, 0x34, 0x12])),
             0xffff_ffff
         );
         // 64-bit moffs: mov al, [qword abs]
-        assert_eq!(addr_mask(&dec(64, &[0xa0, 1, 2, 3, 4, 5, 6, 7, 8])), u64::MAX);
+        assert_eq!(
+            addr_mask(&dec(64, &[0xa0, 1, 2, 3, 4, 5, 6, 7, 8])),
+            u64::MAX
+        );
         // 64-bit moffs with 0x67: 32-bit moffs
         assert_eq!(addr_mask(&dec(64, &[0x67, 0xa0, 1, 2, 3, 4])), 0xffff_ffff);
         // 32-bit code, 0x67: 16-bit moffs
         assert_eq!(addr_mask(&dec(32, &[0x67, 0xa0, 1, 2])), 0xffff);
         // RIP-relative, and EIP-relative with 0x67
         assert_eq!(addr_mask(&dec(64, &[0x8a, 0x05, 0, 0, 0, 0])), u64::MAX);
-        assert_eq!(addr_mask(&dec(64, &[0x67, 0x8a, 0x05, 0, 0, 0, 0])), 0xffff_ffff);
+        assert_eq!(
+            addr_mask(&dec(64, &[0x67, 0x8a, 0x05, 0, 0, 0, 0])),
+            0xffff_ffff
+        );
     }
 
     #[test]

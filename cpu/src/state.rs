@@ -324,8 +324,14 @@ impl CpuState {
                 limit: 0xffff,
                 attr: 0xb | seg_attr::P,
             },
-            gdtr: DescTable { base: 0, limit: 0xffff },
-            idtr: DescTable { base: 0, limit: 0xffff },
+            gdtr: DescTable {
+                base: 0,
+                limit: 0xffff,
+            },
+            idtr: DescTable {
+                base: 0,
+                limit: 0xffff,
+            },
             cr0: cr0::ET | cr0::NW | cr0::CD,
             cr2: 0,
             cr3: 0,

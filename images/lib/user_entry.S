@@ -18,6 +18,8 @@
  *	to the kernel stack, build a struct syscall_frame (user.h), call
  *	syscall_handler(frame) and SYSRET with its return value in RAX.
  *	All registers except RAX, RCX and R11 are preserved for the caller.
+ *	FMASK (user.c) cleared IF, so nothing interrupts the stack switch,
+ *	and DF, as the C code expects.
  */
 #include "asm.h"
 

@@ -107,7 +107,11 @@ static void apic_timer_irq(struct trap_frame *f)
 	apic_write(APIC_EOI, 0);
 }
 
-/* Spurious interrupts (PIC IRQ7/IRQ15, APIC spurious vector): no EOI owed (but IRQ15 needs one to the master). */
+/*
+ * Spurious interrupts (PIC IRQ7 and IRQ15, the APIC spurious vector) are
+ * not in service, so no EOI is owed; except that a spurious IRQ15 came
+ * through the master's IRQ2, which the master did put in service.
+ */
 static void spurious_irq(struct trap_frame *f)
 {
 	if (f->vector == PIC2_VECTOR + 7)

@@ -76,7 +76,11 @@ fn reference(op: Op, a: u64, b: u64, cf_in: bool, bits: u32) -> (u64, u64, bool)
             if (x & 15) < (y & 15) + c {
                 fl |= AF;
             }
-            (x.wrapping_sub(y).wrapping_sub(c) & mask, op != Op::Cmp, op == Op::Dec)
+            (
+                x.wrapping_sub(y).wrapping_sub(c) & mask,
+                op != Op::Cmp,
+                op == Op::Dec,
+            )
         }
         Op::And | Op::Test => (a & b, op == Op::And, false),
         Op::Or => (a | b, true, false),
@@ -93,16 +97,32 @@ fn reference(op: Op, a: u64, b: u64, cf_in: bool, bits: u32) -> (u64, u64, bool)
     if (r >> (bits - 1)) & 1 == 1 {
         fl |= SF;
     }
-    if (r as u8).count_ones() % 2 == 0 {
+    if (r as u8).count_ones().is_multiple_of(2) {
         fl |= PF;
     }
     (r as u64, fl, writes)
 }
 
 fn edges(bits: u32) -> Vec<u64> {
-    let m = if bits == 64 { u64::MAX } else { (1u64 << bits) - 1 };
+    let m = if bits == 64 {
+        u64::MAX
+    } else {
+        (1u64 << bits) - 1
+    };
     let h = 1u64 << (bits - 1);
-    vec![0, 1, 2, 0xf, 0x10, h - 1, h, h + 1, m - 1, m, 0x5a5a_5a5a_5a5a_5a5a & m]
+    vec![
+        0,
+        1,
+        2,
+        0xf,
+        0x10,
+        h - 1,
+        h,
+        h + 1,
+        m - 1,
+        m,
+        0x5a5a_5a5a_5a5a_5a5a & m,
+    ]
 }
 
 macro_rules! sized_regs {
@@ -196,8 +216,16 @@ fn run_case(m: &mut Machine, op: Op, bits: u32, a_val: u64, b_val: u64, cf_in: b
     // Garbage above the operand size must survive 8/16-bit writes and be
     // cleared by 32-bit ones.
     let upper = 0xdead_beef_0000_0000u64;
-    let mask = if bits == 64 { u64::MAX } else { (1u64 << bits) - 1 };
-    let init_a = if bits == 64 { a_val } else { upper | (a_val & mask) };
+    let mask = if bits == 64 {
+        u64::MAX
+    } else {
+        (1u64 << bits) - 1
+    };
+    let init_a = if bits == 64 {
+        a_val
+    } else {
+        upper | (a_val & mask)
+    };
     // NOT does not touch flags: start from a known pattern.
     let pre_flags = if cf_in { CF | ZF | OF } else { SF | PF };
     m.cpu.state.gpr[0] = init_a;
@@ -303,12 +331,12 @@ fn xadd_cmpxchg_xchg() {
         a.mov(rdi, DATA).unwrap();
         a.mov(ecx, 5u32).unwrap();
         a.lock().xadd(dword_ptr(rdi), ecx).unwrap(); // [DATA]=15, ecx=10
-        // cmpxchg: eax (15) == [DATA] → [DATA] = edx
+                                                     // cmpxchg: eax (15) == [DATA] → [DATA] = edx
         a.mov(rax, 0xffff_ffff_0000_000fu64).unwrap();
         a.mov(edx, 99u32).unwrap();
         a.lock().cmpxchg(dword_ptr(rdi), edx).unwrap();
         a.mov(r8, rax).unwrap(); // equal: RAX untouched (upper bits kept)
-        // mismatch: eax gets [DATA], zero-extended
+                                 // mismatch: eax gets [DATA], zero-extended
         a.mov(rax, 0xffff_ffff_0000_0001u64).unwrap();
         a.cmpxchg(dword_ptr(rdi), edx).unwrap();
         a.mov(r9, rax).unwrap();

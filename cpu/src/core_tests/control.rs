@@ -10,7 +10,8 @@ use iced_x86::code_asm::*;
 fn every_jcc_condition() {
     let patterns = [0, CF, ZF, SF, OF, PF, SF | OF, ZF | SF, CF | ZF];
     // Jcc, SETcc and CMOVcc agree with the flag formulas.
-    let conds: [(u8, fn(u64) -> bool); 16] = [
+    type Cond = (u8, fn(u64) -> bool);
+    let conds: [Cond; 16] = [
         (0, |f| f & OF != 0),
         (1, |f| f & OF == 0),
         (2, |f| f & CF != 0),
@@ -309,7 +310,10 @@ fn moves_and_extensions() {
     assert_eq!(m.gpr(3), 0xffff_ffff_ffff_eeff);
     assert_eq!(m.gpr(1), 0xffff_ffff_ccdd_eeff);
     assert_eq!(m.gpr(6), 0xffee_ddcc);
-    assert_eq!(m.gpr(7), (0xffu64 + 0xffff_ffff_ffff_eeffu64.wrapping_mul(4) + 0x10) & 0xffff_ffff);
+    assert_eq!(
+        m.gpr(7),
+        (0xffu64 + 0xffff_ffff_ffff_eeffu64.wrapping_mul(4) + 0x10) & 0xffff_ffff
+    );
     assert_eq!(m.gpr(0), 0xffff_ffff_ffff_ff80);
     assert_eq!(m.gpr(9), u64::MAX);
     assert_eq!(m.gpr(2), u64::MAX);

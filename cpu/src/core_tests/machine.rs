@@ -180,7 +180,11 @@ fn lazy_flags_match_pushf() {
     assert_eq!(m.gpr(3) & 0x2, 0x2);
     assert_eq!(m.gpr(1) & rflags::STATUS, CF | SF);
     assert_eq!(m.cpu.get_state().rflags, m.cpu.rflags());
-    assert_eq!(m.cpu.state.rflags, m.cpu.rflags(), "run() stores flags back");
+    assert_eq!(
+        m.cpu.state.rflags,
+        m.cpu.rflags(),
+        "run() stores flags back"
+    );
 }
 
 #[test]

@@ -35,7 +35,11 @@ fn page_crossing_write_faults_on_second_page_before_any_byte() {
     });
     let f = m.exec_one().unwrap_err();
     assert_eq!(f, Fault::pf(0x20_1000, 0x2), "write to a not-present page");
-    assert_eq!(m.read(0x30_0ff8, 8), 0x1111_1111_1111_1111, "no byte written");
+    assert_eq!(
+        m.read(0x30_0ff8, 8),
+        0x1111_1111_1111_1111,
+        "no byte written"
+    );
     assert_eq!(m.cpu.state.rip, CODE);
 }
 
@@ -89,7 +93,11 @@ fn instruction_fetch_across_pages_reports_second_page_cr2() {
     assert_eq!(code.len(), 10);
     m.ram.write(MachineAddr(0x30_0ffd), &code[..3]).unwrap();
     m.cpu.state.rip = 0x20_0ffd;
-    assert_eq!(m.exec_one(), Err(Fault::pf(0x20_1000, 0x10)), "fetch: ID bit with NXE");
+    assert_eq!(
+        m.exec_one(),
+        Err(Fault::pf(0x20_1000, 0x10)),
+        "fetch: ID bit with NXE"
+    );
     // Map the second page: the instruction runs, joined across frames.
     map_4k(&m, &[0x30_0000, 0x30_8000]);
     m.cpu.tlb.flush_all();
@@ -158,7 +166,11 @@ fn protected_mode_segment_checks() {
     m.load(|a| {
         a.push(eax).unwrap();
     });
-    assert_eq!(m.exec_one(), Err(Fault::ss(0)), "push to 0xffe is below the limit");
+    assert_eq!(
+        m.exec_one(),
+        Err(Fault::ss(0)),
+        "push to 0xffe is below the limit"
+    );
     m.cpu.state.gpr[4] = 0x2000;
     assert_eq!(m.exec_one(), Ok(()));
     assert_eq!(m.gpr(4), 0x1ffc);
@@ -295,4 +307,68 @@ fn external_writes_need_invalidate_code() {
     m.cpu.state.halted = false;
     assert_eq!(m.run(), CpuExit::Halted);
     assert_eq!(m.gpr(0), 7);
+}
+
+#[test]
+fn code_written_before_it_is_decoded_is_still_protected() {
+    // The program writes a routine into a data page (creating a writable
+    // TLB entry), calls it (the page becomes a code page), patches it
+    // through the same mapping and calls it again.
+    let mut m = Machine::long64();
+    let mut r = CodeAssembler::new(64).unwrap();
+    r.mov(eax, 1u32).unwrap();
+    r.ret().unwrap();
+    let routine = r.assemble(DATA).unwrap();
+    let word = u32::from_le_bytes([routine[0], routine[1], routine[2], routine[3]]);
+    m.exec(|a| {
+        // Copy the routine's 6 bytes with stores.
+        a.mov(dword_ptr(DATA), word).unwrap();
+        a.mov(
+            word_ptr(DATA + 4),
+            u32::from(routine[4]) | (u32::from(routine[5]) << 8),
+        )
+        .unwrap();
+        a.mov(rdx, DATA).unwrap();
+        a.call(rdx).unwrap();
+        a.mov(ebx, eax).unwrap();
+        a.mov(byte_ptr(DATA + 1), 5).unwrap(); // mov eax, 5
+        a.call(rdx).unwrap();
+        a.add(ebx, eax).unwrap();
+        a.hlt().unwrap();
+    });
+    assert_eq!(m.gpr(3), 6);
+}
+
+#[test]
+fn remapped_code_is_not_reached_through_stale_links() {
+    // The same linear page maps two frames in turn; INVLPG in between.
+    let mut m = Machine::long64();
+    map_4k(&m, &[0x30_0000]);
+    m.cpu.tlb.flush_all();
+    for (frame, val) in [(0x30_0000u64, 1u32), (0x30_8000, 2)] {
+        let mut r = CodeAssembler::new(64).unwrap();
+        r.mov(eax, val).unwrap();
+        r.ret().unwrap();
+        let code = r.assemble(0x20_0000).unwrap();
+        m.ram.write(MachineAddr(frame), &code).unwrap();
+    }
+    m.exec(|a| {
+        let mut top = a.create_label();
+        let mut done = a.create_label();
+        a.xor(ebx, ebx).unwrap();
+        a.mov(ecx, 2u32).unwrap();
+        a.mov(rdx, 0x20_0000u64).unwrap();
+        a.set_label(&mut top).unwrap();
+        a.call(rdx).unwrap();
+        a.add(ebx, eax).unwrap();
+        a.dec(ecx).unwrap();
+        a.jz(done).unwrap();
+        // PT[0] = second frame, then INVLPG.
+        a.mov(qword_ptr(0x4000u64), 0x30_8007).unwrap();
+        a.invlpg(byte_ptr(rdx)).unwrap();
+        a.jmp(top).unwrap();
+        a.set_label(&mut done).unwrap();
+        a.hlt().unwrap();
+    });
+    assert_eq!(m.gpr(3), 3);
 }

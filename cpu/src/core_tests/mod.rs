@@ -126,7 +126,9 @@ impl Machine {
         let m = Machine::with_state(64, s);
         // PML4[0] → PDPT, PDPT[0] → PD, PD[i] = 2 MiB page i.
         m.ram.write_le(MachineAddr(PML4), 8, 0x2000 | 0x7).unwrap();
-        m.ram.write_le(MachineAddr(0x2000), 8, 0x3000 | 0x7).unwrap();
+        m.ram
+            .write_le(MachineAddr(0x2000), 8, 0x3000 | 0x7)
+            .unwrap();
         for i in 0..512u64 {
             m.ram
                 .write_le(MachineAddr(0x3000 + i * 8), 8, (i << 21) | 0x87)
@@ -170,7 +172,8 @@ impl Machine {
         let ip = if self.bits == 16 { 0 } else { CODE };
         let bytes = a.assemble(ip).unwrap();
         self.ram.write(MachineAddr(CODE), &bytes).unwrap();
-        self.cpu.invalidate_code(MachineAddr(CODE), bytes.len() as u64);
+        self.cpu
+            .invalidate_code(MachineAddr(CODE), bytes.len() as u64);
         self.cpu.state.rip = ip;
         self.cpu.state.halted = false;
         bytes
@@ -185,7 +188,12 @@ impl Machine {
     pub fn exec(&mut self, f: impl FnOnce(&mut CodeAssembler)) {
         self.load(f);
         let e = self.run();
-        assert_eq!(e, CpuExit::Halted, "program did not reach HLT; rip={:#x}", self.cpu.state.rip);
+        assert_eq!(
+            e,
+            CpuExit::Halted,
+            "program did not reach HLT; rip={:#x}",
+            self.cpu.state.rip
+        );
     }
 
     pub fn gpr(&self, i: usize) -> u64 {
@@ -207,6 +215,8 @@ impl Machine {
     /// Decode the first instruction at RIP and execute only its handler,
     /// returning the fault (if any) without delivering it.
     pub fn exec_one(&mut self) -> Result<(), Fault> {
+        // The test edited `state` directly: refresh what the CPU caches.
+        self.cpu.refresh_mode();
         let insn = self.cpu.fetch_decode(&mut self.plat)?;
         let sel = crate::exec::select(&insn);
         self.cpu.insn_start = insn.ip();

@@ -21,7 +21,11 @@ enum Sh {
 /// documented in insn/shift.rs (the count-1 formulas for OF, AF = 0).
 /// Returns (result, flags) with `flags_in` for what stays unchanged.
 fn reference(op: Sh, a: u64, count: u64, flags_in: u64, bits: u32) -> (u64, u64) {
-    let mask = if bits == 64 { u64::MAX } else { (1u64 << bits) - 1 };
+    let mask = if bits == 64 {
+        u64::MAX
+    } else {
+        (1u64 << bits) - 1
+    };
     let msb = |v: u64| (v >> (bits - 1)) & 1 == 1;
     let cmask = if bits == 64 { 0x3f } else { 0x1f };
     let masked = count & cmask;
@@ -68,7 +72,7 @@ fn reference(op: Sh, a: u64, count: u64, flags_in: u64, bits: u32) -> (u64, u64)
             if msb(d) {
                 fl |= SF;
             }
-            if (d as u8).count_ones() % 2 == 0 {
+            if (d as u8).count_ones().is_multiple_of(2) {
                 fl |= PF;
             }
             return (d, fl);
@@ -146,12 +150,32 @@ fn emit(a: &mut CodeAssembler, op: Sh, bits: u32) {
 #[test]
 fn shifts_and_rotates_match_the_sdm_pseudocode() {
     let mut m = Machine::long64();
-    let ops = [Sh::Rol, Sh::Ror, Sh::Rcl, Sh::Rcr, Sh::Shl, Sh::Shr, Sh::Sar];
+    let ops = [
+        Sh::Rol,
+        Sh::Ror,
+        Sh::Rcl,
+        Sh::Rcr,
+        Sh::Shl,
+        Sh::Shr,
+        Sh::Sar,
+    ];
     for bits in [8u32, 16, 32, 64] {
         let w = bits as u64;
         let counts = [0, 1, 2, w - 1, w, w + 1, 31, 32, 33, 63, 64, 65, 255];
-        let m_ = if bits == 64 { u64::MAX } else { (1u64 << bits) - 1 };
-        let values = [0, 1, 0x80 & m_, 1u64 << (bits - 1), m_, 0x5a5a_5a5a_5a5a_5a5a & m_, 0x8001 & m_];
+        let m_ = if bits == 64 {
+            u64::MAX
+        } else {
+            (1u64 << bits) - 1
+        };
+        let values = [
+            0,
+            1,
+            0x80 & m_,
+            1u64 << (bits - 1),
+            m_,
+            0x5a5a_5a5a_5a5a_5a5a & m_,
+            0x8001 & m_,
+        ];
         for op in ops {
             for &c in &counts {
                 for &v in &values {

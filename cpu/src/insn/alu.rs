@@ -279,9 +279,17 @@ pub(crate) fn cmpxchg_wide<const SZ: u8>(
     }
     // Check the whole operand for writing before touching it.
     let (loc_hi, hi) = if SZ == 16 {
-        cpu.rmw_begin::<8>(plat, seg, off.wrapping_add(8) & crate::operand::addr_mask(insn))?
+        cpu.rmw_begin::<8>(
+            plat,
+            seg,
+            off.wrapping_add(8) & crate::operand::addr_mask(insn),
+        )?
     } else {
-        cpu.rmw_begin::<4>(plat, seg, off.wrapping_add(4) & crate::operand::addr_mask(insn))?
+        cpu.rmw_begin::<4>(
+            plat,
+            seg,
+            off.wrapping_add(4) & crate::operand::addr_mask(insn),
+        )?
     };
     let (loc_lo, lo) = if SZ == 16 {
         cpu.rmw_begin::<8>(plat, seg, off)?

@@ -42,6 +42,8 @@ pub(crate) fn jcc<const CC: u8>(
     insn: &Instruction,
 ) -> Result<(), Fault> {
     if cpu.flags.cond(CC) {
+        // Taken: leave the block (it continues with the fall-through path).
+        cpu.exit_block = true;
         jump_to(cpu, insn.near_branch_target())
     } else {
         Ok(())
@@ -180,6 +182,7 @@ pub(crate) fn loop_<const KIND: u8>(
         take
     };
     if take {
+        cpu.exit_block = true;
         jump_to(cpu, insn.near_branch_target())?;
     }
     Ok(())

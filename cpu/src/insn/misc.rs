@@ -18,10 +18,17 @@ pub(crate) fn nop(_c: &mut Cpu, _p: &mut dyn Platform, _i: &Instruction) -> Resu
 }
 
 /// CLFLUSH/CLFLUSHOPT m8: no cache to flush, but the operand must be a
-/// valid, accessible address (the SDM lists #GP/#SS/#PF for it), so it is
-/// checked with a one-byte read.
-pub(crate) fn clflush(cpu: &mut Cpu, plat: &mut dyn Platform, insn: &Instruction) -> Result<(), Fault> {
-    cpu.read_m::<1>(plat, insn).map(|_| ())
+/// valid, accessible address (the SDM lists #GP/#SS/#PF for it): the
+/// segment and page checks of a one-byte read run, without touching the
+/// byte (which could be a device register with read side effects).
+pub(crate) fn clflush(
+    cpu: &mut Cpu,
+    _plat: &mut dyn Platform,
+    insn: &Instruction,
+) -> Result<(), Fault> {
+    let lin = cpu.operand_lin(insn, 1, mmu::AccessKind::Read)?;
+    let user = cpu.user_mode();
+    cpu.translate(lin, mmu::AccessKind::Read, user).map(|_| ())
 }
 
 pub(crate) fn clc(cpu: &mut Cpu, _p: &mut dyn Platform, _i: &Instruction) -> Result<(), Fault> {

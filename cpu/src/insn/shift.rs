@@ -64,14 +64,22 @@ fn compute<const OP: u8, const SZ: u8>(cpu: &mut Cpu, a: u64, cnt: u64) -> u64 {
     match OP {
         ROL => {
             let c = cnt % bits;
-            let r = if c == 0 { a } else { ((a << c) | (a >> (bits - c))) & m };
+            let r = if c == 0 {
+                a
+            } else {
+                ((a << c) | (a >> (bits - c))) & m
+            };
             let cf = r & 1;
             set_cf_of(cpu, cf, msb(r) ^ cf);
             r
         }
         ROR => {
             let c = cnt % bits;
-            let r = if c == 0 { a } else { ((a >> c) | (a << (bits - c))) & m };
+            let r = if c == 0 {
+                a
+            } else {
+                ((a >> c) | (a << (bits - c))) & m
+            };
             set_cf_of(cpu, msb(r), msb(r) ^ ((r >> (bits - 2)) & 1));
             r
         }
@@ -81,7 +89,11 @@ fn compute<const OP: u8, const SZ: u8>(cpu: &mut Cpu, a: u64, cnt: u64) -> u64 {
             let w = bits as u32 + 1;
             let v = (cf_in << bits) | a as u128;
             let wm = (1u128 << w) - 1;
-            let rot = if c == 0 { v } else { ((v << c) | (v >> (w as u64 - c))) & wm };
+            let rot = if c == 0 {
+                v
+            } else {
+                ((v << c) | (v >> (w as u64 - c))) & wm
+            };
             let r = (rot as u64) & m;
             let cf = ((rot >> bits) & 1) as u64;
             set_cf_of(cpu, cf, msb(r) ^ cf);
@@ -94,7 +106,11 @@ fn compute<const OP: u8, const SZ: u8>(cpu: &mut Cpu, a: u64, cnt: u64) -> u64 {
             let w = bits as u32 + 1;
             let v = ((cf_in as u128) << bits) | a as u128;
             let wm = (1u128 << w) - 1;
-            let rot = if c == 0 { v } else { ((v >> c) | (v << (w as u64 - c))) & wm };
+            let rot = if c == 0 {
+                v
+            } else {
+                ((v >> c) | (v << (w as u64 - c))) & wm
+            };
             let r = (rot as u64) & m;
             let cf = ((rot >> bits) & 1) as u64;
             set_cf_of(cpu, cf, of);
@@ -103,7 +119,11 @@ fn compute<const OP: u8, const SZ: u8>(cpu: &mut Cpu, a: u64, cnt: u64) -> u64 {
         SHL => {
             let r = a.wrapping_shl(cnt as u32) & m;
             let r = if cnt >= 64 { 0 } else { r };
-            let cf = if cnt <= bits { (a >> (bits - cnt)) & 1 } else { 0 };
+            let cf = if cnt <= bits {
+                (a >> (bits - cnt)) & 1
+            } else {
+                0
+            };
             cpu.flags
                 .result_cf_of(r, bits as u32, cf != 0, (msb(r) ^ cf) != 0);
             r
@@ -135,7 +155,11 @@ pub(crate) fn shift<const OP: u8, const SZ: u8>(
     if insn.op0_kind() == OpKind::Register {
         let d = insn.op0_register();
         let a = cpu.reg::<SZ>(d);
-        let r = if cnt == 0 { a } else { compute::<OP, SZ>(cpu, a, cnt) };
+        let r = if cnt == 0 {
+            a
+        } else {
+            compute::<OP, SZ>(cpu, a, cnt)
+        };
         cpu.set_reg::<SZ>(d, r);
         Ok(())
     } else {
@@ -151,12 +175,20 @@ pub(crate) fn shift<const OP: u8, const SZ: u8>(
 
 /// SHLD (`LEFT`) / SHRD: shift DEST, filling from SRC.
 #[inline(always)]
-fn double_compute<const LEFT: bool, const SZ: u8>(cpu: &mut Cpu, dst: u64, src: u64, cnt: u64) -> u64 {
+fn double_compute<const LEFT: bool, const SZ: u8>(
+    cpu: &mut Cpu,
+    dst: u64,
+    src: u64,
+    cnt: u64,
+) -> u64 {
     let bits = SZ as u64 * 8;
     let m = size_mask(SZ);
     // Build the shifted-through value, widest first.
     let (v, w): (u128, u64) = if SZ == 2 && cnt > 16 {
-        (((dst as u128) << 32) | ((src as u128) << 16) | dst as u128, 48)
+        (
+            ((dst as u128) << 32) | ((src as u128) << 16) | dst as u128,
+            48,
+        )
     } else if LEFT {
         (((dst as u128) << bits) | src as u128, 2 * bits)
     } else {
@@ -187,7 +219,11 @@ pub(crate) fn shxd<const LEFT: bool, const SZ: u8>(
     if insn.op0_kind() == OpKind::Register {
         let d = insn.op0_register();
         let a = cpu.reg::<SZ>(d);
-        let r = if cnt == 0 { a } else { double_compute::<LEFT, SZ>(cpu, a, src, cnt) };
+        let r = if cnt == 0 {
+            a
+        } else {
+            double_compute::<LEFT, SZ>(cpu, a, src, cnt)
+        };
         cpu.set_reg::<SZ>(d, r);
         Ok(())
     } else {
