@@ -50,9 +50,11 @@ void trap_init(void)
 	__asm__ volatile("lidt %0" : : "m"(idtr));
 }
 
-void trap_set_handler(u8 vector, trap_handler_fn h)
+trap_handler_fn trap_set_handler(u8 vector, trap_handler_fn h)
 {
+	trap_handler_fn old = handlers[vector];
 	handlers[vector] = h;
+	return old;
 }
 
 void idt_set_dpl(u8 vector, unsigned dpl)
@@ -115,6 +117,11 @@ void trap_dispatch(struct trap_frame *f)
 		h(f);
 		return;
 	}
+	trap_unexpected(f);
+}
+
+void trap_unexpected(const struct trap_frame *f)
+{
 	panic("unexpected %s (vector %lu) error=0x%lx rip=0x%lx cs=0x%lx rflags=0x%lx rsp=0x%lx cr2=0x%lx",
 	      exception_mnemonic((unsigned)f->vector), f->vector, f->error_code, f->rip, f->cs,
 	      f->rflags, f->rsp, read_cr2());

@@ -21,8 +21,10 @@ typedef void (*trap_handler_fn)(struct trap_frame *f);
 
 /* Fill all 256 IDT gates (interrupt gates, DPL 0) and load IDTR. */
 void trap_init(void);
-/* Call h for this vector instead of panicking. */
-void trap_set_handler(u8 vector, trap_handler_fn h);
+/* Call h for this vector instead of panicking (NULL: panic again). Returns the previous handler. */
+trap_handler_fn trap_set_handler(u8 vector, trap_handler_fn h);
+/* Panic with a description of the trap: what happens to vectors nobody handles. */
+NORETURN void trap_unexpected(const struct trap_frame *f);
 /* Gate DPL: 3 lets ring 3 use INT n on this vector, 0 makes that a #GP. */
 void idt_set_dpl(u8 vector, unsigned dpl);
 /* "#GP", "#PF", ... or "IRQ/INT" for vectors >= 32. */

@@ -31,6 +31,16 @@ void syscall_init(syscall_handler_fn handler);
 u64 user_enter(void *rip, void *rsp);
 NORETURN void user_return(u64 value);
 
+/*
+ * Call fn(arg) in 64-bit ring 3, on user_stack_top, and return (in ring 0)
+ * when fn returns. fn, arg and everything fn touches must be mapped
+ * user-accessible (the boot page tables map all of the image with PTE_U).
+ * fn cannot print or use I/O ports: it passes its results back through
+ * memory. The way back is a #GP from a HLT at user_call_exit (user_entry.S),
+ * caught by a temporary #GP handler; user.c explains why.
+ */
+void user_call(void (*fn)(void *arg), void *arg);
+
 /* A 16 KiB stack for ring-3 code (reachable: the boot page tables set PTE_U). */
 extern u8 user_stack_top[];
 

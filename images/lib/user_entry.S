@@ -12,6 +12,11 @@
  *	trap handler, on the TSS.RSP0 stack): abandon that stack and return
  *	from user_enter() with value.
  *
+ * user_call_trampoline, user_call_exit
+ *	The ring-3 side of user_call() (user.c): pop fn and arg from the
+ *	user stack, call fn(arg), then execute HLT at user_call_exit. At CPL 3
+ *	HLT raises #GP(0), which is how user_call() learns that fn returned.
+ *
  * syscall_entry
  *	The LSTAR target. SYSCALL saved RIP in RCX and RFLAGS in R11 and
  *	switched CS/SS, but not RSP: we are still on the user stack. Switch
@@ -73,6 +78,23 @@ FUNCTION(user_return)
 	pop %rbx
 	pop %rbp
 	ret
+
+FUNCTION(user_call_trampoline)
+	pop %rax			/* fn */
+	pop %rdi			/* arg: the first argument of the C ABI */
+	call *%rax			/* RSP was 16-byte aligned before the CALL, as the ABI wants */
+	/*
+	 * HLT would stop the CPU for good at CPL 0 (interrupts are off), so
+	 * make sure this really is ring 3 first: if IRETQ left us in ring 0,
+	 * UD2 turns the bug into a clean panic instead of a hang.
+	 */
+	mov %cs, %eax
+	test $3, %al
+	jz 1f
+	.globl user_call_exit
+user_call_exit:
+	hlt				/* #GP(0) at CPL 3: back to the kernel (user.c) */
+1:	ud2				/* not reached */
 
 FUNCTION(syscall_entry)
 	mov %rsp, syscall_user_rsp(%rip)

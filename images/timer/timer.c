@@ -9,7 +9,13 @@
  * If the interrupts never come, HLT would wait forever: so the *first*
  * tick of each timer is awaited by polling (bounded by PIT counter
  * reloads, and by a poll count in case the PIT is stuck too) and only
- * then does the kernel halt between ticks.
+ * then does the kernel halt between ticks. A timer can also stop after
+ * its first tick, so every later wait has a watchdog: the *other* timer
+ * (the APIC timer while the PIT is tested, the PIT while the APIC timer
+ * is), whose interrupts also end HLT. If about half a second of
+ * watchdog ticks pass without a tick of the timer under test, the check
+ * fails with a message. (Only both timers failing at once could still
+ * hang the kernel: then nothing at all can end HLT.)
  */
 #include "hvm_start_info.h"
 #include "kernel.h"
@@ -82,16 +88,22 @@ static u16 pit_read_count(void)
 #define LVT_EXTINT (7u << 8)
 #define LVT_NMI (4u << 8)
 #define APIC_TIMER_VECTOR 0x40
+#define APIC_WATCHDOG_VECTOR 0x41 /* the APIC timer as the PIT's watchdog */
 #define APIC_SPURIOUS_VECTOR 0xff
 /* Divide by 16; 62500 counts = 1 ms with the 1 GHz APIC clock QEMU and KVM model. */
 #define APIC_DIVIDE_16 0x3
 #define APIC_TIMER_COUNT 62500
+#define APIC_WATCHDOG_COUNT 625000 /* 10 ms */
+#define APIC_WATCHDOG_MS 10
+
+/* A wait for the next tick gives up after this many milliseconds of watchdog ticks. */
+#define WATCHDOG_LIMIT_MS 500
 
 static u32 apic_read(u32 reg) { return mmio_read32(APIC_BASE + reg); }
 static void apic_write(u32 reg, u32 v) { mmio_write32(APIC_BASE + reg, v); }
 
 /* ---- Interrupt handlers ---- */
-static volatile unsigned pit_ticks, apic_ticks;
+static volatile unsigned pit_ticks, apic_ticks, apic_watchdog_ticks;
 
 static void pit_irq(struct trap_frame *f)
 {
@@ -104,6 +116,13 @@ static void apic_timer_irq(struct trap_frame *f)
 {
 	(void)f;
 	apic_ticks++;
+	apic_write(APIC_EOI, 0);
+}
+
+static void apic_watchdog_irq(struct trap_frame *f)
+{
+	(void)f;
+	apic_watchdog_ticks++;
 	apic_write(APIC_EOI, 0);
 }
 
@@ -139,11 +158,25 @@ static bool wait_first_tick(volatile unsigned *counter)
 	return *counter != 0;
 }
 
-/* Halt until *counter reaches n; each interrupt wakes HLT. */
-static void halt_until(volatile unsigned *counter, unsigned n)
+/*
+ * Halt until *counter reaches n; each interrupt wakes HLT. The watchdog
+ * counter ticks every watchdog_ms milliseconds (another timer, whose
+ * interrupts wake HLT too): if it ticks for WATCHDOG_LIMIT_MS while
+ * *counter stands still, give up. Returns true if *counter reached n.
+ */
+static bool halt_until(volatile unsigned *counter, unsigned n, volatile unsigned *watchdog,
+		       unsigned watchdog_ms)
 {
-	while (*counter < n)
-		__asm__ volatile("sti; hlt; cli" : : : "memory");
+	unsigned limit = WATCHDOG_LIMIT_MS / watchdog_ms;
+	while (*counter < n) {
+		unsigned seen = *counter, start = *watchdog;
+		while (*counter == seen) {
+			if (*watchdog - start >= limit)
+				return false;
+			__asm__ volatile("sti; hlt; cli" : : : "memory");
+		}
+	}
+	return true;
 }
 
 void kmain(struct hvm_start_info *si)
@@ -155,6 +188,7 @@ void kmain(struct hvm_start_info *si)
 	trap_set_handler(PIC1_VECTOR + 7, spurious_irq);
 	trap_set_handler(PIC2_VECTOR + 7, spurious_irq);
 	trap_set_handler(APIC_TIMER_VECTOR, apic_timer_irq);
+	trap_set_handler(APIC_WATCHDOG_VECTOR, apic_watchdog_irq);
 	trap_set_handler(APIC_SPURIOUS_VECTOR, spurious_irq);
 
 	/* The local APIC: enabled, virtual wire mode so the PIC's interrupts get through. */
@@ -173,8 +207,17 @@ void kmain(struct hvm_start_info *si)
 	outb(PIC1_DATA, 0xfe); /* unmask IRQ0 only */
 	bool first = wait_first_tick(&pit_ticks);
 	if (check(first, "PIT: first IRQ0 arrived (vector 0x%x)", PIC1_VECTOR)) {
-		halt_until(&pit_ticks, TICKS);
-		check(pit_ticks >= TICKS, "PIT: %u ticks at %u Hz in a STI; HLT loop", TICKS, PIT_RATE);
+		/* The watchdog: the APIC timer, periodic, every 10 ms. */
+		apic_write(APIC_TIMER_DIVIDE, APIC_DIVIDE_16);
+		apic_write(APIC_LVT_TIMER, LVT_TIMER_PERIODIC | APIC_WATCHDOG_VECTOR);
+		apic_write(APIC_TIMER_INITIAL, APIC_WATCHDOG_COUNT);
+		if (halt_until(&pit_ticks, TICKS, &apic_watchdog_ticks, APIC_WATCHDOG_MS))
+			check(true, "PIT: %u ticks at %u Hz in a STI; HLT loop", TICKS, PIT_RATE);
+		else
+			check(false, "PIT: IRQ0 stopped after %u of %u ticks (no tick for %u ms of APIC timer watchdog)",
+			      pit_ticks, TICKS, WATCHDOG_LIMIT_MS);
+		apic_write(APIC_LVT_TIMER, LVT_MASKED);
+		apic_write(APIC_TIMER_INITIAL, 0); /* stops the watchdog */
 	}
 	outb(PIC1_DATA, 0xff); /* mask the PIC; the PIT keeps counting (wait_first_tick uses it) */
 
@@ -184,8 +227,14 @@ void kmain(struct hvm_start_info *si)
 	apic_write(APIC_TIMER_INITIAL, APIC_TIMER_COUNT); /* starts the timer */
 	first = wait_first_tick(&apic_ticks);
 	if (check(first, "APIC timer: first interrupt arrived (vector 0x%x)", APIC_TIMER_VECTOR)) {
-		halt_until(&apic_ticks, TICKS);
-		check(apic_ticks >= TICKS, "APIC timer: %u ticks, periodic mode, EOI after each", TICKS);
+		/* The watchdog: the PIT's IRQ0 again, every millisecond. */
+		outb(PIC1_DATA, 0xfe);
+		if (halt_until(&apic_ticks, TICKS, &pit_ticks, 1000 / PIT_RATE))
+			check(true, "APIC timer: %u ticks, periodic mode, EOI after each", TICKS);
+		else
+			check(false, "APIC timer: stopped after %u of %u ticks (no tick for %u ms of PIT watchdog)",
+			      apic_ticks, TICKS, WATCHDOG_LIMIT_MS);
+		outb(PIC1_DATA, 0xff);
 	}
 	apic_write(APIC_LVT_TIMER, LVT_MASKED);
 	apic_write(APIC_TIMER_INITIAL, 0); /* stops the timer */
