@@ -122,14 +122,14 @@ fn run_qemu(qemu: &str, kernel: &Path, append: &str, accel: &str) -> Result<Meas
 }
 
 /// Best of `runs`, printing progress.
-fn measure(
-    name: &'static str,
-    runs: u32,
-    mut f: impl FnMut() -> Result<Measured, String>,
-) -> Row {
+fn measure(name: &'static str, runs: u32, mut f: impl FnMut() -> Result<Measured, String>) -> Row {
     let mut best: Option<Measured> = None;
     for i in 0..runs.max(1) {
-        eprint!("\rringside bench: {name:<13} run {}/{}…   ", i + 1, runs.max(1));
+        eprint!(
+            "\rringside bench: {name:<13} run {}/{}…   ",
+            i + 1,
+            runs.max(1)
+        );
         let _ = std::io::stderr().flush();
         match f() {
             Ok(m) => {
@@ -230,12 +230,15 @@ fn print_table(rows: &[Row], kernel: &Path, append: &str) {
             .unwrap_or_default()
     );
     println!(
-        "{:<13} {:>9} {:>11} {:>12} {:>8}  {}",
-        "config", "wall s", "guest MIPS", "vs QEMU", "output", "time"
+        "{:<13} {:>9} {:>11} {:>12} {:>8}  time",
+        "config", "wall s", "guest MIPS", "vs QEMU", "output"
     );
     for r in rows {
         match &r.result {
-            Err(e) => println!("{:<13} {:>9} {:>11} {:>12} {:>8}  {e}", r.name, "-", "-", "-", "-"),
+            Err(e) => println!(
+                "{:<13} {:>9} {:>11} {:>12} {:>8}  {e}",
+                r.name, "-", "-", "-", "-"
+            ),
             Ok(m) => {
                 let secs = m.wall.as_secs_f64();
                 let mips = match (m.insns, insns) {
@@ -277,6 +280,8 @@ fn print_table(rows: &[Row], kernel: &Path, append: &str) {
         }
     }
     println!();
-    println!("\"vs QEMU\": wall time relative to QEMU with the same accelerator (lower is better).");
+    println!(
+        "\"vs QEMU\": wall time relative to QEMU with the same accelerator (lower is better)."
+    );
     println!("\"≈\": QEMU does not count instructions; its rate uses ringside's count for the same deterministic workload.");
 }

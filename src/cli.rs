@@ -47,7 +47,12 @@ pub struct RunArgs {
     pub accel: AccelKind,
 
     /// Guest RAM: 128, 128M, 1G, 512K, 1.5G (a bare number is MiB, as in QEMU).
-    #[arg(short = 'm', long = "memory", value_name = "SIZE", default_value = "128M")]
+    #[arg(
+        short = 'm',
+        long = "memory",
+        value_name = "SIZE",
+        default_value = "128M"
+    )]
     pub memory: String,
 
     /// Kernel command line (PVH cmdline / multiboot cmdline after the file name).
@@ -193,14 +198,29 @@ mod tests {
         assert_eq!(parse_memory("1.5G").unwrap(), 3 << 29);
         assert_eq!(parse_memory("4096K").unwrap(), 4 << 20);
         assert_eq!(parse_memory("256MiB").unwrap(), 256 << 20);
-        for bad in ["", "abc", "12Q", "0", "1", "-5", "1.2.3G", "99999999999999T", "1025K"] {
+        for bad in [
+            "",
+            "abc",
+            "12Q",
+            "0",
+            "1",
+            "-5",
+            "1.2.3G",
+            "99999999999999T",
+            "1025K",
+        ] {
             assert!(parse_memory(bad).is_err(), "{bad} should be rejected");
         }
     }
 
     #[test]
     fn qemu_spellings() {
-        let v = normalize_args(["ringside", "run", "-kernel", "k", "-append", "x", "-m", "64"].map(OsString::from));
+        let v = normalize_args(
+            [
+                "ringside", "run", "-kernel", "k", "-append", "x", "-m", "64",
+            ]
+            .map(OsString::from),
+        );
         let cli = Cli::try_parse_from(v).unwrap();
         let Command::Run(r) = cli.command else {
             panic!("expected run")

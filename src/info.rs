@@ -43,7 +43,7 @@ const FEATURES: &[(u32, usize, u32, &str)] = &[
     (0x8000_0001, 2, 5, "abm"),
 ];
 
-fn regs_str(r: [u32; 4]) -> String {
+fn regs_str(r: &[u32]) -> String {
     r.iter()
         .flat_map(|v| v.to_le_bytes())
         .filter(|b| *b != 0)
@@ -56,11 +56,11 @@ fn regs_str(r: [u32; 4]) -> String {
 /// Lines describing the modelled CPU, from the CPUID model itself.
 pub fn cpu_lines() -> Vec<String> {
     let l0 = cpu::cpuid(0, 0);
-    let vendor = regs_str([l0[1], l0[3], l0[2], 0]);
-    let brand: String = (0x8000_0002u32..=0x8000_0004)
-        .map(|l| regs_str(cpu::cpuid(l, 0)))
-        .collect::<Vec<_>>()
-        .join("");
+    let vendor = regs_str(&[l0[1], l0[3], l0[2]]);
+    let brand_regs: Vec<u32> = (0x8000_0002u32..=0x8000_0004)
+        .flat_map(|l| cpu::cpuid(l, 0))
+        .collect();
+    let brand = regs_str(&brand_regs);
     let l1 = cpu::cpuid(1, 0)[0];
     let family = ((l1 >> 8) & 0xf) + ((l1 >> 20) & 0xff);
     let model = ((l1 >> 4) & 0xf) | (((l1 >> 16) & 0xf) << 4);
@@ -99,9 +99,21 @@ pub fn print() -> i32 {
         );
     }
     println!();
-    println!("CPU model (CPUID as guests see it, on both accelerators):");
+    println!("CPU model (CPUID as guests see it; KVM is given the same table):");
     for line in cpu_lines() {
         println!("  {line}");
+    }
+    if p.available {
+        // What this host's KVM changed in the table, if anything.
+        let ram = mmu::GuestRam::new(2 << 20).map(std::sync::Arc::new);
+        if let Ok(ram) = ram {
+            let layout = mmu::PhysLayout::new(2 << 20);
+            if let Ok(k) = accel::kvm::KvmAccel::new(ram, layout) {
+                for note in k.cpuid_notes() {
+                    println!("  kvm: {note}");
+                }
+            }
+        }
     }
     0
 }

@@ -61,7 +61,10 @@ fn run(args: &RunArgs) -> i32 {
     };
     let timeout = match args.timeout {
         Some(t) if !(t.is_finite() && t > 0.0) => {
-            return fail(code::USAGE, format!("--timeout {t} must be a positive number of seconds"))
+            return fail(
+                code::USAGE,
+                format!("--timeout {t} must be a positive number of seconds"),
+            )
         }
         Some(t) => Some(Duration::from_secs_f64(t)),
         None => None,
@@ -94,7 +97,12 @@ fn run(args: &RunArgs) -> i32 {
     let start = Instant::now();
     let end = match m.run() {
         Ok(end) => end,
-        Err(e) => return fail(code::INTERNAL, format!("{e} (this is a ringside bug: please report it)")),
+        Err(e) => {
+            return fail(
+                code::INTERNAL,
+                format!("{e} (this is a ringside bug: please report it)"),
+            )
+        }
     };
     let wall = start.elapsed();
     if !end.is_guest_exit() {
@@ -109,10 +117,7 @@ fn run(args: &RunArgs) -> i32 {
 /// The one-line run summary: what ran, how it ended, how much, how fast.
 fn summary(m: &Machine, end: &status::RunEnd, wall: Duration) -> String {
     let secs = wall.as_secs_f64();
-    let mut parts = vec![
-        format!("ringside: {}", m.accel.describe()),
-        end.to_string(),
-    ];
+    let mut parts = vec![format!("ringside: {}", m.accel.describe()), end.to_string()];
     if let Some(n) = m.accel.instructions() {
         parts.push(format!("{} insns", group(n)));
     }
@@ -139,7 +144,7 @@ pub fn group(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

@@ -39,13 +39,27 @@ pub mod code {
 #[derive(Debug, Clone, PartialEq)]
 pub enum RunEnd {
     /// The guest wrote `value` to the debug-exit port.
-    GuestExit { value: u32 },
-    TripleFault { detail: String },
-    DeadHalt { rip: u64 },
-    StuckHalt { rip: u64 },
-    InsnLimit { limit: u64 },
-    Timeout { secs: f64 },
-    HostLimit { detail: String },
+    GuestExit {
+        value: u32,
+    },
+    TripleFault {
+        detail: String,
+    },
+    DeadHalt {
+        rip: u64,
+    },
+    StuckHalt {
+        rip: u64,
+    },
+    InsnLimit {
+        limit: u64,
+    },
+    Timeout {
+        secs: f64,
+    },
+    HostLimit {
+        detail: String,
+    },
 }
 
 impl RunEnd {

@@ -46,10 +46,12 @@ pub fn format_event(t: &TraceFlags, ev: &CpuEvent) -> Option<String> {
             bytes,
             text,
         } if t.exec => format!("exec  {rip:#018x} cpl{cpl} {:<24} {text}", hex_bytes(bytes)),
-        CpuEvent::Unimplemented { rip, bytes, text } if t.int || t.exec || t.io || t.mmu => format!(
-            "#UD   {rip:#018x} not implemented: {text} [{}]",
-            hex_bytes(bytes)
-        ),
+        CpuEvent::Unimplemented { rip, bytes, text } if t.int || t.exec || t.io || t.mmu => {
+            format!(
+                "#UD   {rip:#018x} not implemented: {text} [{}]",
+                hex_bytes(bytes)
+            )
+        }
         CpuEvent::Interrupt {
             vector,
             kind,
@@ -57,7 +59,9 @@ pub fn format_event(t: &TraceFlags, ev: &CpuEvent) -> Option<String> {
             rip,
             cpl,
         } if t.int => {
-            let ec = error_code.map(|e| format!(" ec={e:#x}")).unwrap_or_default();
+            let ec = error_code
+                .map(|e| format!(" ec={e:#x}"))
+                .unwrap_or_default();
             format!(
                 "int   {} vector {vector:#04x} ({kind:?}){ec} at rip {rip:#x} cpl{cpl}",
                 cpu::fault::vector_name(*vector)
@@ -66,7 +70,9 @@ pub fn format_event(t: &TraceFlags, ev: &CpuEvent) -> Option<String> {
         CpuEvent::DoubleFault { first, second } if t.int => {
             format!("int   #DF: {second} while delivering {first}")
         }
-        CpuEvent::TripleFault { last } => format!("int   triple fault: {last} could not be delivered"),
+        CpuEvent::TripleFault { last } if t.int => {
+            format!("int   triple fault: {last} could not be delivered")
+        }
         CpuEvent::Pio {
             port,
             size,
@@ -90,7 +96,10 @@ pub fn format_event(t: &TraceFlags, ev: &CpuEvent) -> Option<String> {
         }
         CpuEvent::TlbFlush { va, global } if t.mmu => match va {
             Some(va) => format!("tlb   invlpg {va:#x}"),
-            None => format!("tlb   flush{}", if *global { " (incl. global)" } else { "" }),
+            None => format!(
+                "tlb   flush{}",
+                if *global { " (incl. global)" } else { "" }
+            ),
         },
         CpuEvent::ModeChange { from, to } if t.mmu || t.int => format!("mode  {from} -> {to}"),
         _ => return None,

@@ -29,7 +29,11 @@ fn assert_one_line_error(out: &Output, status: i32, what: &str) -> String {
         out.status
     );
     let lines: Vec<&str> = err.lines().collect();
-    assert_eq!(lines.len(), 1, "{what}: expected one line on stderr, got:\n{err}");
+    assert_eq!(
+        lines.len(),
+        1,
+        "{what}: expected one line on stderr, got:\n{err}"
+    );
     assert!(lines[0].starts_with("ringside:"), "{what}: {err}");
     assert!(!err.contains("panicked"), "{what}: {err}");
     err
@@ -50,7 +54,12 @@ fn write_flat(dir: &TempDir, name: &str, bytes: &[u8]) -> String {
 
 #[test]
 fn missing_kernel() {
-    let out = ringside_run(&["--kernel", "/nonexistent/kernel.elf", "--quiet", "--no-stdin"]);
+    let out = ringside_run(&[
+        "--kernel",
+        "/nonexistent/kernel.elf",
+        "--quiet",
+        "--no-stdin",
+    ]);
     let err = assert_one_line_error(&out, FILE, "missing kernel");
     assert!(err.contains("/nonexistent/kernel.elf"), "{err}");
 }
@@ -70,7 +79,10 @@ fn not_an_elf() {
     let k = write_flat(&dir, "k.txt", b"this is not a kernel\n");
     let out = ringside_run(&["--kernel", &k, "--quiet", "--no-stdin"]);
     let err = assert_one_line_error(&out, FORMAT, "not an ELF");
-    assert!(err.contains("--flat-addr"), "the error should point at --flat-addr: {err}");
+    assert!(
+        err.contains("--flat-addr"),
+        "the error should point at --flat-addr: {err}"
+    );
 }
 
 #[test]
@@ -142,7 +154,13 @@ fn bad_memory_sizes() {
 #[test]
 fn bad_trace_category_is_a_usage_error() {
     let k = image("hello");
-    let out = ringside_run(&["--kernel", k.to_str().unwrap(), "--trace", "bogus", "--quiet"]);
+    let out = ringside_run(&[
+        "--kernel",
+        k.to_str().unwrap(),
+        "--trace",
+        "bogus",
+        "--quiet",
+    ]);
     assert_one_line_error(&out, USAGE, "--trace bogus");
 }
 
@@ -152,24 +170,49 @@ fn triple_fault() {
     // An IDT with limit 0: the first exception can't be delivered, nor the
     // #DF after it: the CPU shuts down.
     let code = real_mode(|a| {
-        let mut desc = a.create_label();
-        a.lidt(word_ptr(desc))?;
+        a.xor(ax, ax)?;
+        a.mov(word_ptr(0x600), ax)?;
+        a.mov(word_ptr(0x602), ax)?;
+        a.mov(word_ptr(0x604), ax)?;
+        a.lidt(word_ptr(0x600))?;
         a.int3()?;
         a.hlt()?;
-        a.set_label(&mut desc)?;
-        a.dw(&[0, 0, 0])?;
         Ok(())
     });
     let k = write_flat(&dir, "tf.bin", &code);
-    for accel in ["tcg", "kvm"] {
-        if accel == "kvm" {
-            if let Some(why) = kvm_unavailable() {
-                eprintln!("skipping kvm: {why}");
-                continue;
-            }
-        }
-        let out = ringside_run(&["--kernel", &k, "--flat-addr", "0x7c00", "--accel", accel, "--quiet", "--no-stdin"]);
-        assert_one_line_error(&out, TRIPLE_FAULT, &format!("triple fault on {accel}"));
+    let out = ringside_run(&[
+        "--kernel",
+        &k,
+        "--flat-addr",
+        "0x7c00",
+        "--quiet",
+        "--no-stdin",
+    ]);
+    assert_one_line_error(&out, TRIPLE_FAULT, "triple fault on tcg");
+
+    if let Some(why) = kvm_unavailable() {
+        eprintln!("skipping the kvm leg: {why}");
+        return;
+    }
+    let out = ringside_run(&[
+        "--kernel",
+        &k,
+        "--flat-addr",
+        "0x7c00",
+        "--accel",
+        "kvm",
+        "--timeout",
+        "10",
+        "--quiet",
+        "--no-stdin",
+    ]);
+    if out.status.code() == Some(TIMEOUT) && host_is_pvm() {
+        // kvm-pvm emulates real mode itself and never reports this
+        // shutdown (no KVM_EXIT_SHUTDOWN); --timeout still ends it cleanly.
+        eprintln!("kvm leg: host limit (kvm-pvm does not exit on a real-mode triple fault); --timeout ended the run cleanly");
+        assert_one_line_error(&out, TIMEOUT, "triple fault on kvm-pvm");
+    } else {
+        assert_one_line_error(&out, TRIPLE_FAULT, "triple fault on kvm");
     }
 }
 
@@ -182,7 +225,14 @@ fn halt_with_interrupts_off() {
         Ok(())
     });
     let k = write_flat(&dir, "hlt.bin", &code);
-    let out = ringside_run(&["--kernel", &k, "--flat-addr", "0x7c00", "--quiet", "--no-stdin"]);
+    let out = ringside_run(&[
+        "--kernel",
+        &k,
+        "--flat-addr",
+        "0x7c00",
+        "--quiet",
+        "--no-stdin",
+    ]);
     let err = assert_one_line_error(&out, DEAD_HALT, "cli; hlt");
     assert!(err.contains("HLT"), "{err}");
 }
@@ -197,9 +247,27 @@ fn instruction_limit_and_timeout() {
         Ok(())
     });
     let k = write_flat(&dir, "spin.bin", &code);
-    let out = ringside_run(&["--kernel", &k, "--flat-addr", "0x7c00", "--max-insns", "100000", "--quiet", "--no-stdin"]);
+    let out = ringside_run(&[
+        "--kernel",
+        &k,
+        "--flat-addr",
+        "0x7c00",
+        "--max-insns",
+        "100000",
+        "--quiet",
+        "--no-stdin",
+    ]);
     assert_one_line_error(&out, INSN_LIMIT, "--max-insns");
-    let out = ringside_run(&["--kernel", &k, "--flat-addr", "0x7c00", "--timeout", "0.5", "--quiet", "--no-stdin"]);
+    let out = ringside_run(&[
+        "--kernel",
+        &k,
+        "--flat-addr",
+        "0x7c00",
+        "--timeout",
+        "0.5",
+        "--quiet",
+        "--no-stdin",
+    ]);
     assert_one_line_error(&out, TIMEOUT, "--timeout");
 }
 
@@ -220,12 +288,23 @@ fn random_guests_never_break_the_emulator() {
         }
         let k = write_flat(&dir, &format!("r{round}.bin"), &bytes);
         let out = ringside_run(&[
-            "--kernel", &k, "--flat-addr", "0x7c00", "--max-insns", "200000", "--timeout", "20", "--quiet", "--no-stdin",
+            "--kernel",
+            &k,
+            "--flat-addr",
+            "0x7c00",
+            "--max-insns",
+            "200000",
+            "--timeout",
+            "20",
+            "--quiet",
+            "--no-stdin",
         ]);
         let err = String::from_utf8_lossy(&out.stderr);
         let code = out.status.code();
         assert!(
-            code.is_some_and(|c| c % 2 == 1 || [TRIPLE_FAULT, DEAD_HALT, INSN_LIMIT, TIMEOUT, 32].contains(&c)),
+            code.is_some_and(
+                |c| c % 2 == 1 || [TRIPLE_FAULT, DEAD_HALT, INSN_LIMIT, TIMEOUT, 32].contains(&c)
+            ),
             "round {round}: status {:?}, stderr:\n{err}",
             out.status
         );

@@ -18,13 +18,6 @@ const PVM_HOST_LIMITS: &[(&str, &str)] = &[(
     "kvm-pvm: SYSCALL from ring 3 stays in ring 3 (the guest is not PVM-aware)",
 )];
 
-/// Is /dev/kvm here kvm-pvm? (ringside info says which flavour it found.)
-fn host_is_pvm() -> bool {
-    let out = std::process::Command::new(ringside()).arg("info").output();
-    out.map(|o| String::from_utf8_lossy(&o.stdout).contains("kvm-pvm"))
-        .unwrap_or(false)
-}
-
 /// Why this image can't pass on this host's KVM, if it is a known limit.
 fn kvm_host_limit(name: &str) -> Option<&'static str> {
     PVM_HOST_LIMITS
@@ -37,7 +30,15 @@ fn kvm_host_limit(name: &str) -> Option<&'static str> {
 fn check_image(name: &str) {
     let kernel = image(name);
     let k = kernel.to_str().expect("utf-8 path");
-    let tcg = ringside_run(&["--accel", "tcg", "--kernel", k, "--no-stdin", "--timeout", "240"]);
+    let tcg = ringside_run(&[
+        "--accel",
+        "tcg",
+        "--kernel",
+        k,
+        "--no-stdin",
+        "--timeout",
+        "240",
+    ]);
     let tcg_out = String::from_utf8_lossy(&tcg.stdout).to_string();
     assert_eq!(
         tcg.status.code(),
@@ -60,7 +61,15 @@ fn check_image(name: &str) {
         eprintln!("skipping kvm runs of {name}: {why}");
         return;
     }
-    let kvm = ringside_run(&["--accel", "kvm", "--kernel", k, "--no-stdin", "--timeout", "240"]);
+    let kvm = ringside_run(&[
+        "--accel",
+        "kvm",
+        "--kernel",
+        k,
+        "--no-stdin",
+        "--timeout",
+        "240",
+    ]);
     let qkvm = qemu.is_none().then(|| qemu_run(&kernel, "kvm"));
     match kvm_host_limit(name) {
         None => {

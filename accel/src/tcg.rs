@@ -85,7 +85,7 @@ impl Accelerator for TcgAccel {
                     self.stats.bump("shutdown");
                     return Ok(VcpuExit::Shutdown {
                         reason: format!(
-                            "triple fault: {fault} could not be delivered at rip {:#x}",
+                            "{fault} could not be delivered at rip {:#x}",
                             self.cpu.state.rip
                         ),
                     });

@@ -48,6 +48,16 @@ pub fn kvm_unavailable() -> Option<String> {
     }
 }
 
+/// Is /dev/kvm here kvm-pvm (nested, paravirtualized, no VT-x)? `ringside
+/// info` says which flavour it found.
+pub fn host_is_pvm() -> bool {
+    Command::new(ringside())
+        .arg("info")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains("kvm-pvm"))
+        .unwrap_or(false)
+}
+
 /// Why QEMU can't be used here, or None if it can.
 pub fn qemu_unavailable() -> Option<String> {
     match Command::new("qemu-system-x86_64")
@@ -100,17 +110,15 @@ pub fn ringside_run(args: &[&str]) -> Output {
 /// QEMU with the reference command line of the foundation issue.
 pub fn qemu_run(kernel: &Path, accel: &str) -> Output {
     let mut cmd = Command::new("qemu-system-x86_64");
-    cmd.args(["-accel", accel, "-kernel"])
-        .arg(kernel)
-        .args([
-            "-nodefaults",
-            "-serial",
-            "stdio",
-            "-device",
-            "isa-debug-exit,iobase=0xf4,iosize=4",
-            "-display",
-            "none",
-        ]);
+    cmd.args(["-accel", accel, "-kernel"]).arg(kernel).args([
+        "-nodefaults",
+        "-serial",
+        "stdio",
+        "-device",
+        "isa-debug-exit,iobase=0xf4,iosize=4",
+        "-display",
+        "none",
+    ]);
     run_bounded(&mut cmd, Duration::from_secs(300))
 }
 

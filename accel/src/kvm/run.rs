@@ -256,7 +256,8 @@ impl Vcpu {
                 KvmExit::Shutdown => {
                     stats.bump("shutdown");
                     Step::Return(VcpuExit::Shutdown {
-                        reason: "triple fault (KVM_EXIT_SHUTDOWN)".to_string(),
+                        reason: "KVM_EXIT_SHUTDOWN: the CPU shut down on a triple fault"
+                            .to_string(),
                     })
                 }
                 KvmExit::InternalError => {
