@@ -7,6 +7,12 @@
 //! few million at most), so QEMU's rate is derived from ringside's count and
 //! marked "≈". Every row's serial output must match ringside tcg's, or the
 //! row is marked as disagreeing: a fast wrong answer is not a result.
+//!
+//! Every configuration also boots `hello` (which exits at once) to measure
+//! its start-up cost: process, firmware (QEMU runs SeaBIOS first, which on a
+//! nested kvm-pvm host takes seconds) and loading. Rates are computed over
+//! the compute run's wall time minus that start-up, so they compare the
+//! engines rather than their launchers.
 
 use crate::boot::BootConfig;
 use crate::cli::BenchArgs;
@@ -48,6 +54,8 @@ struct Row {
     name: &'static str,
     /// Best wall time, or why the row couldn't run.
     result: Result<Measured, String>,
+    /// Best wall time of booting `hello`, the start-up cost.
+    startup: Option<Duration>,
 }
 
 struct Measured {
@@ -122,7 +130,16 @@ fn run_qemu(qemu: &str, kernel: &Path, append: &str, accel: &str) -> Result<Meas
 }
 
 /// Best of `runs`, printing progress.
-fn measure(name: &'static str, runs: u32, mut f: impl FnMut() -> Result<Measured, String>) -> Row {
+/// Best of `runs`, printing progress. `f(true)` runs the workload,
+/// `f(false)` the start-up probe.
+fn measure(
+    name: &'static str,
+    runs: u32,
+    mut f: impl FnMut(bool) -> Result<Measured, String>,
+) -> Row {
+    let startup = (0..runs.max(1))
+        .filter_map(|_| f(false).ok().map(|m| m.wall))
+        .min();
     let mut best: Option<Measured> = None;
     for i in 0..runs.max(1) {
         eprint!(
@@ -131,7 +148,7 @@ fn measure(name: &'static str, runs: u32, mut f: impl FnMut() -> Result<Measured
             runs.max(1)
         );
         let _ = std::io::stderr().flush();
-        match f() {
+        match f(true) {
             Ok(m) => {
                 if best.as_ref().is_none_or(|b| m.wall < b.wall) {
                     best = Some(m);
@@ -142,6 +159,7 @@ fn measure(name: &'static str, runs: u32, mut f: impl FnMut() -> Result<Measured
                 return Row {
                     name,
                     result: Err(e),
+                    startup,
                 };
             }
         }
@@ -150,54 +168,58 @@ fn measure(name: &'static str, runs: u32, mut f: impl FnMut() -> Result<Measured
     Row {
         name,
         result: best.ok_or_else(|| "no run".to_string()),
+        startup,
     }
 }
 
-fn default_kernel() -> PathBuf {
-    let here = PathBuf::from("images/build/compute.elf");
+fn default_image(name: &str) -> PathBuf {
+    let here = PathBuf::from(format!("images/build/{name}.elf"));
     if here.exists() {
         return here;
     }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("images/build/compute.elf")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("images/build/{name}.elf"))
 }
 
 pub fn run(args: &BenchArgs) -> i32 {
-    let kernel = args.kernel.clone().unwrap_or_else(default_kernel);
-    if !kernel.exists() {
-        eprintln!(
-            "ringside: error: {} not found: build the images with `make -C images` or pass --kernel",
-            kernel.display()
-        );
-        return code::FILE;
+    let kernel = args.kernel.clone().unwrap_or_else(|| default_image("compute"));
+    let hello = default_image("hello");
+    for k in [&kernel, &hello] {
+        if !k.exists() {
+            eprintln!(
+                "ringside: error: {} not found: build the images with `make -C images` (or cargo build), or pass --kernel",
+                k.display()
+            );
+            return code::FILE;
+        }
     }
     let append = format!("scale={}", args.scale);
     let kvm = accel::kvm::probe();
-    let mut rows = vec![measure("ringside tcg", args.runs, || {
-        run_ringside(&kernel, &append, AccelKind::Tcg)
+    let pick = |work: bool| if work { &kernel } else { &hello };
+    let unavailable = |name| Row {
+        name,
+        result: Err(kvm.reason.clone().unwrap_or_default()),
+        startup: None,
+    };
+    let mut rows = vec![measure("ringside tcg", args.runs, |w| {
+        run_ringside(pick(w), &append, AccelKind::Tcg)
     })];
     rows.push(if kvm.available {
-        measure("ringside kvm", args.runs, || {
-            run_ringside(&kernel, &append, AccelKind::Kvm)
+        measure("ringside kvm", args.runs, |w| {
+            run_ringside(pick(w), &append, AccelKind::Kvm)
         })
     } else {
-        Row {
-            name: "ringside kvm",
-            result: Err(kvm.reason.clone().unwrap_or_default()),
-        }
+        unavailable("ringside kvm")
     });
     if !args.no_qemu {
-        rows.push(measure("qemu tcg", args.runs, || {
-            run_qemu(&args.qemu, &kernel, &append, "tcg")
+        rows.push(measure("qemu tcg", args.runs, |w| {
+            run_qemu(&args.qemu, pick(w), &append, "tcg")
         }));
         rows.push(if kvm.available {
-            measure("qemu kvm", args.runs, || {
-                run_qemu(&args.qemu, &kernel, &append, "kvm")
+            measure("qemu kvm", args.runs, |w| {
+                run_qemu(&args.qemu, pick(w), &append, "kvm")
             })
         } else {
-            Row {
-                name: "qemu kvm",
-                result: Err(kvm.reason.clone().unwrap_or_default()),
-            }
+            unavailable("qemu kvm")
         });
     }
     print_table(&rows, &kernel, &append);
@@ -230,58 +252,64 @@ fn print_table(rows: &[Row], kernel: &Path, append: &str) {
             .unwrap_or_default()
     );
     println!(
-        "{:<13} {:>9} {:>11} {:>12} {:>8}  time",
-        "config", "wall s", "guest MIPS", "vs QEMU", "output"
+        "{:<13} {:>8} {:>9} {:>11} {:>8} {:>7}  wall time",
+        "config", "wall s", "start-up", "guest MIPS", "vs QEMU", "output"
     );
     for r in rows {
-        match &r.result {
-            Err(e) => println!(
-                "{:<13} {:>9} {:>11} {:>12} {:>8}  {e}",
-                r.name, "-", "-", "-", "-"
-            ),
-            Ok(m) => {
-                let secs = m.wall.as_secs_f64();
-                let mips = match (m.insns, insns) {
-                    (Some(n), _) => format!("{:.1}", n as f64 / secs / 1e6),
-                    (None, Some(n)) => format!("≈{:.1}", n as f64 / secs / 1e6),
-                    _ => "-".into(),
-                };
-                let peer = if r.name.ends_with("tcg") {
-                    wall_of("qemu tcg")
-                } else {
-                    wall_of("qemu kvm")
-                };
-                let ratio = match peer {
-                    Some(p) if !r.name.starts_with("qemu") && p > 0.0 => {
-                        format!("{:.2}x time", secs / p)
-                    }
-                    _ => "".into(),
-                };
-                let agree = match reference {
-                    Some(rf) if rf.output == m.output => "same",
-                    Some(_) => "DIFFERS",
-                    None => "?",
-                };
-                let width = if slowest > 0.0 {
-                    ((secs / slowest) * 30.0).round() as usize
-                } else {
-                    0
-                };
+        let m = match &r.result {
+            Ok(m) => m,
+            Err(e) => {
                 println!(
-                    "{:<13} {:>9.3} {:>11} {:>12} {:>8}  {}",
-                    r.name,
-                    secs,
-                    mips,
-                    ratio,
-                    agree,
-                    "█".repeat(width.max(1))
+                    "{:<13} {:>8} {:>9} {:>11} {:>8} {:>7}  {e}",
+                    r.name, "-", "-", "-", "-", "-"
                 );
+                continue;
             }
-        }
+        };
+        let secs = m.wall.as_secs_f64();
+        let start = r.startup.map(|d| d.as_secs_f64());
+        // The engine's own time: the run minus what booting costs. When
+        // start-up is most of the run, the difference is noise: no rate.
+        let net = secs - start.unwrap_or(0.0);
+        let mips = match (m.insns, insns) {
+            _ if net < secs * 0.2 => "(start-up)".to_string(),
+            (Some(n), _) => format!("{:.1}", n as f64 / net / 1e6),
+            (None, Some(n)) => format!("≈{:.0}", n as f64 / net / 1e6),
+            _ => "-".into(),
+        };
+        let peer = if r.name.ends_with("tcg") {
+            wall_of("qemu tcg")
+        } else {
+            wall_of("qemu kvm")
+        };
+        let ratio = match peer {
+            Some(p) if !r.name.starts_with("qemu") && p > 0.0 => format!("{:.2}x", secs / p),
+            _ => String::new(),
+        };
+        let agree = match reference {
+            Some(rf) if rf.output == m.output => "same",
+            Some(_) => "DIFFERS",
+            None => "?",
+        };
+        let width = if slowest > 0.0 {
+            ((secs / slowest) * 30.0).round() as usize
+        } else {
+            0
+        };
+        println!(
+            "{:<13} {:>8.3} {:>9} {:>11} {:>8} {:>7}  {}",
+            r.name,
+            secs,
+            start.map(|s| format!("{s:.3}")).unwrap_or_else(|| "-".into()),
+            mips,
+            ratio,
+            agree,
+            "█".repeat(width.max(1))
+        );
     }
     println!();
-    println!(
-        "\"vs QEMU\": wall time relative to QEMU with the same accelerator (lower is better)."
-    );
-    println!("\"≈\": QEMU does not count instructions; its rate uses ringside's count for the same deterministic workload.");
+    println!("start-up: wall time to boot `hello`, which exits at once (process, firmware, loading).");
+    println!("guest MIPS: instructions / (wall - start-up); \"≈\": KVM and QEMU don't count instructions,");
+    println!("  so their rate uses ringside's count for the same deterministic workload.");
+    println!("vs QEMU: wall time relative to QEMU with the same accelerator (lower is better).");
 }

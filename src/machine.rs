@@ -133,6 +133,7 @@ impl Machine {
             serial_out: cfg.serial_out,
             serial_in: input,
             trace_io: cfg.trace.io,
+            ram_size: cfg.memory,
             ..BoardConfig::default()
         });
         Ok(Machine {

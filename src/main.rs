@@ -16,6 +16,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 fn main() -> ExitCode {
+    restore_sigpipe();
     let args = cli::normalize_args(std::env::args_os());
     let cli = match Cli::try_parse_from(args) {
         Ok(c) => c,
@@ -32,6 +33,17 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::run(&args),
     };
     ExitCode::from(status as u8)
+}
+
+/// Die quietly on a closed pipe (`ringside info | head -1`), as Unix tools
+/// do, instead of Rust's default of ignoring SIGPIPE and then panicking in
+/// `println!` on EPIPE.
+fn restore_sigpipe() {
+    // SAFETY: called first thing in main, before any thread exists;
+    // installing SIG_DFL for SIGPIPE has no memory-safety preconditions.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
 }
 
 /// Print a one-line error and return its status.

@@ -5,7 +5,8 @@
 mod common;
 use common::*;
 use iced_x86::code_asm::*;
-use std::process::Output;
+use std::process::{Command, Output};
+use std::time::Duration;
 
 /// Statuses from README "Exit statuses".
 const USAGE: i32 = 2;
@@ -149,6 +150,47 @@ fn bad_memory_sizes() {
         let out = ringside_run(&["--kernel", k, "-m", m, "--quiet", "--no-stdin"]);
         assert_one_line_error(&out, MEMORY, &format!("-m {m}"));
     }
+}
+
+/// `--accel kvm` without a usable KVM device: one line, status 2, on any
+/// host (RINGSIDE_KVM_DEVICE points the probe at a path that does not
+/// exist), and `ringside info` says why.
+#[test]
+fn kvm_unavailable_is_one_line_status_2() {
+    let env = [("RINGSIDE_KVM_DEVICE", "/nonexistent/kvm")];
+    let k = image("hello");
+    let out = ringside_run_env(
+        &[
+            "--accel",
+            "kvm",
+            "--kernel",
+            k.to_str().unwrap(),
+            "--quiet",
+            "--no-stdin",
+        ],
+        &env,
+    );
+    let err = assert_one_line_error(&out, USAGE, "--accel kvm without KVM");
+    assert!(err.contains("kvm"), "{err}");
+    assert!(
+        err.contains("/nonexistent/kvm does not exist"),
+        "the error should name the device and why: {err}"
+    );
+    assert!(err.contains("RINGSIDE_KVM_DEVICE"), "{err}");
+    assert!(out.stdout.is_empty(), "the guest must not have run");
+
+    let info = run_bounded(
+        Command::new(ringside()).arg("info").envs(env),
+        Duration::from_secs(60),
+    );
+    let text = String::from_utf8_lossy(&info.stdout);
+    assert_eq!(info.status.code(), Some(0), "ringside info: {info:?}");
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("kvm "))
+        .unwrap_or_else(|| panic!("no kvm line in `ringside info`:\n{text}"));
+    assert!(line.contains("unavailable"), "{line}");
+    assert!(line.contains("/nonexistent/kvm does not exist"), "{line}");
 }
 
 #[test]

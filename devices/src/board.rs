@@ -9,6 +9,7 @@
 //!  port 0x3f8-0x3ff ─ 16550A ─INTRPT─→ IRQ 4       │
 //!  port 0xf4-0xf7 ── isa-debug-exit                │
 //!  port 0x80 ─────── POST code                     │
+//!  port 0x510-0x511 ─ QEMU fw_cfg (0x514 DMA: inert)│
 //!  MMIO 0xfee00000 ─ local APIC (timer, IPIs) ─────┘ (APIC first)
 //! ```
 //!
@@ -24,6 +25,9 @@ use crate::bus::{
     PioBus, PioDevice, PioHandler,
 };
 use crate::debug_exit::{DebugExit, DEBUG_EXIT_PORT, DEBUG_EXIT_SIZE};
+use crate::fw_cfg::{
+    FwCfg, FwCfgDma, FW_CFG_DMA_PORT, FW_CFG_DMA_PORTS, FW_CFG_PORT, FW_CFG_PORTS,
+};
 use crate::lapic::{Lapic, LapicStats, LAPIC_PAGE_SIZE};
 use crate::pic::{Chip, Pic, PicStats, ELCR_PORT, PIC_MASTER_PORT, PIC_SLAVE_PORT};
 use crate::pit::{Pit, PitStats, PIT_IRQ, PIT_PORT, PIT_PORTS, PORT_61};
@@ -100,6 +104,9 @@ pub struct BoardConfig {
     pub clock: ClockSource,
     /// Record every bus access for `--trace io` ([`PcBoard::drain_trace`]).
     pub trace_io: bool,
+    /// Guest RAM in bytes, as reported to the guest by fw_cfg's
+    /// `RAM_SIZE` item (QEMU's `-m`).
+    pub ram_size: u64,
 }
 
 impl Default for BoardConfig {
@@ -109,6 +116,8 @@ impl Default for BoardConfig {
             serial_in: None,
             clock: ClockSource::Host,
             trace_io: false,
+            // ringside's default `-m`.
+            ram_size: 128 << 20,
         }
     }
 }
@@ -141,6 +150,8 @@ enum PioSlot {
     Pit,
     Port61,
     Post,
+    FwCfg,
+    FwCfgDma,
     Extra(usize),
 }
 
@@ -160,6 +171,8 @@ struct Devices {
     pit: Pit,
     lapic: Lapic,
     post: PostCode,
+    fw_cfg: FwCfg,
+    fw_cfg_dma: FwCfgDma,
     extra_pio: Vec<Box<dyn PioDevice + Send>>,
     extra_mmio: Vec<Box<dyn MmioDevice + Send>>,
     /// Set by accesses whose effects must be propagated to IRQ lines.
@@ -194,6 +207,8 @@ impl PioHandler<PioSlot> for Devices {
             PioSlot::Pit => self.pit_now().read(offset, data),
             PioSlot::Port61 => self.pit_now().port61_io().read(offset, data),
             PioSlot::Post => self.post.read(offset, data),
+            PioSlot::FwCfg => self.fw_cfg.read(offset, data),
+            PioSlot::FwCfgDma => self.fw_cfg_dma.read(offset, data),
             PioSlot::Extra(i) => self.extra_pio.pio_read(i, offset, data),
         }
     }
@@ -211,6 +226,8 @@ impl PioHandler<PioSlot> for Devices {
             PioSlot::Pit => self.pit_now().write(offset, data),
             PioSlot::Port61 => self.pit_now().port61_io().write(offset, data),
             PioSlot::Post => self.post.write(offset, data),
+            PioSlot::FwCfg => self.fw_cfg.write(offset, data),
+            PioSlot::FwCfgDma => self.fw_cfg_dma.write(offset, data),
             PioSlot::Extra(i) => self.extra_pio.pio_write(i, offset, data),
         }
     }
@@ -266,7 +283,7 @@ impl PcBoard {
         let mut pio = PioBus::new();
         // The fixed PC port map: constants, disjoint by construction (and
         // checked by a unit test).
-        let map: [(u16, u32, &'static str, PioSlot); 8] = [
+        let map: [(u16, u32, &'static str, PioSlot); 10] = [
             (PIC_MASTER_PORT, 2, "pic-master", PioSlot::PicMaster),
             (PIT_PORT, PIT_PORTS, "pit", PioSlot::Pit),
             (PORT_61, 1, "port61", PioSlot::Port61),
@@ -280,6 +297,13 @@ impl PcBoard {
             ),
             (COM1_PORT, UART_PORTS, "uart", PioSlot::Uart),
             (ELCR_PORT, 2, "elcr", PioSlot::Elcr),
+            (FW_CFG_PORT, FW_CFG_PORTS, "fw-cfg", PioSlot::FwCfg),
+            (
+                FW_CFG_DMA_PORT,
+                FW_CFG_DMA_PORTS,
+                "fw-cfg-dma",
+                PioSlot::FwCfgDma,
+            ),
         ];
         for (base, len, name, key) in map {
             pio.register(base, len, name, key)
@@ -309,6 +333,8 @@ impl PcBoard {
                 pit,
                 lapic,
                 post: PostCode::default(),
+                fw_cfg: FwCfg::new(cfg.ram_size),
+                fw_cfg_dma: FwCfgDma,
                 extra_pio: Vec::new(),
                 extra_mmio: Vec::new(),
                 uart_touched: false,
@@ -695,6 +721,7 @@ mod tests {
             serial_in: None,
             clock: ClockSource::Manual(clock.clone()),
             trace_io: false,
+            ram_size: 128 << 20,
         });
         (b, clock, out)
     }
@@ -838,6 +865,39 @@ mod tests {
         assert_eq!(b.pio_read(0xf4, 1), 0xff);
         b.pio_write(0xf4, 4, 0x31);
         assert_eq!(b.exit_request(), Some(0x63));
+    }
+
+    #[test]
+    fn fw_cfg_ports() {
+        let mut b = PcBoard::new(BoardConfig {
+            clock: ClockSource::Manual(ManualClock::new()),
+            ram_size: 256 << 20,
+            ..BoardConfig::default()
+        });
+        // kvm-unit-tests: outw(key, 0x510), then inb(0x511) per byte.
+        let mut get = |key: u16, n: usize| -> Vec<u8> {
+            b.pio_write(0x510, 2, u32::from(key));
+            (0..n).map(|_| b.pio_read(0x511, 1) as u8).collect()
+        };
+        assert_eq!(get(0x00, 4), b"QEMU");
+        assert_eq!(get(0x01, 4), [1, 0, 0, 0]);
+        assert_eq!(get(0x05, 2), [1, 0], "NB_CPUS");
+        assert_eq!(get(0x0f, 2), [1, 0], "MAX_CPUS");
+        assert_eq!(get(0x03, 9), [0, 0, 0, 0x10, 0, 0, 0, 0, 0], "RAM_SIZE");
+        assert_eq!(get(0x19, 4), [0; 4], "FILE_DIR");
+        assert_eq!(get(0x1234, 2), [0, 0], "unknown key");
+        // An 8-bit OUT does not select (QEMU: an ignored data write).
+        b.pio_write(0x510, 2, 0x05);
+        b.pio_write(0x510, 1, 0x00);
+        assert_eq!(b.pio_read(0x511, 1), 1, "still NB_CPUS");
+        // The DMA address register is decoded but inert.
+        assert_eq!(b.pio_read(0x514, 4), 0);
+        assert_eq!(b.pio_read(0x518, 4), 0);
+        b.pio_write(0x518, 4, 0x1000);
+        assert_eq!(b.stats().pio.unassigned_reads, 0);
+        assert_eq!(b.stats().pio.unassigned_writes, 0);
+        // 0x512-0x513 stay unassigned, as on QEMU.
+        assert_eq!(b.pio_read(0x512, 2), 0xffff);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! * [`bus`]: the port-I/O and MMIO buses and the device traits.
 //! * [`uart`]: 16550A UART (COM1), on vm-superio's `Serial`.
 //! * [`debug_exit`]: QEMU's isa-debug-exit port.
+//! * [`fw_cfg`]: QEMU's firmware configuration device (CPU count, RAM size).
 //! * [`pic`]: the cascaded 8259A pair and the ELCR.
 //! * [`pit`]: the 8254 timer and port 0x61.
 //! * [`lapic`]: the xAPIC local APIC.
@@ -13,6 +14,7 @@
 pub mod board;
 pub mod bus;
 pub mod debug_exit;
+pub mod fw_cfg;
 pub mod lapic;
 pub mod pic;
 pub mod pit;
@@ -24,6 +26,7 @@ pub use bus::{
     MmioDevice, MmioHandler, PioBus, PioDevice, PioHandler,
 };
 pub use debug_exit::DebugExit;
+pub use fw_cfg::FwCfg;
 pub use lapic::Lapic;
 pub use pic::Pic;
 pub use pit::Pit;

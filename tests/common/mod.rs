@@ -107,6 +107,14 @@ pub fn ringside_run(args: &[&str]) -> Output {
     run_bounded(&mut cmd, Duration::from_secs(300))
 }
 
+/// `ringside run` with the given extra arguments and environment
+/// variables set for the child.
+pub fn ringside_run_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(ringside());
+    cmd.arg("run").args(args).envs(env.iter().copied());
+    run_bounded(&mut cmd, Duration::from_secs(300))
+}
+
 /// QEMU with the reference command line of the foundation issue.
 pub fn qemu_run(kernel: &Path, accel: &str) -> Output {
     let mut cmd = Command::new("qemu-system-x86_64");

@@ -19,9 +19,38 @@
 //! instruction (see the module documentation of `kvm`). The `hypervisor`
 //! cpuinfo flag tells us the host kernel itself is a guest, i.e. any KVM
 //! here is nested.
+//!
+//! The device opened is `/dev/kvm`, or the path in the environment
+//! variable [`KVM_DEVICE_ENV`] (`RINGSIDE_KVM_DEVICE`) when it is set and
+//! not empty. That lets the "KVM is unavailable" path be exercised on a
+//! host that has KVM (`RINGSIDE_KVM_DEVICE=/nonexistent/kvm`), and lets a
+//! user point ringside at a KVM device node that lives elsewhere (in a
+//! container, say). The flavour detection above is independent of it.
 
 use kvm_ioctls::Kvm;
-use std::path::Path;
+use std::ffi::{CString, OsString};
+use std::os::unix::ffi::OsStringExt;
+use std::path::{Path, PathBuf};
+
+/// The environment variable naming the KVM device to open instead of
+/// [`DEFAULT_KVM_DEVICE`].
+pub const KVM_DEVICE_ENV: &str = "RINGSIDE_KVM_DEVICE";
+
+/// The KVM device node, unless [`KVM_DEVICE_ENV`] says otherwise.
+pub const DEFAULT_KVM_DEVICE: &str = "/dev/kvm";
+
+/// The KVM device ringside opens: `$RINGSIDE_KVM_DEVICE` if set and not
+/// empty, else `/dev/kvm`.
+pub fn kvm_device_path() -> PathBuf {
+    device_path_from(std::env::var_os(KVM_DEVICE_ENV))
+}
+
+fn device_path_from(var: Option<OsString>) -> PathBuf {
+    match var {
+        Some(v) if !v.is_empty() => PathBuf::from(v),
+        _ => PathBuf::from(DEFAULT_KVM_DEVICE),
+    }
+}
 
 /// The KVM API version every supported kernel reports (`KVM_GET_API_VERSION`).
 pub const KVM_API_VERSION: i32 = 12;
@@ -142,27 +171,42 @@ fn flavour_text(kind: KvmFlavour, nested: bool) -> String {
     }
 }
 
-/// Explain a failed `open("/dev/kvm")`.
-fn open_error_reason(err: &vmm_sys_util::errno::Error) -> String {
+/// Explain a failed `open()` of the KVM device at `path`.
+fn open_error_reason(path: &Path, err: &vmm_sys_util::errno::Error) -> String {
+    let path = path.display();
     match err.errno() {
-        libc::ENOENT => "/dev/kvm does not exist (KVM module not loaded, or the device \
-                         is not exposed to this container)"
-            .to_string(),
+        libc::ENOENT | libc::ENOTDIR => format!(
+            "{path} does not exist (KVM module not loaded, or the device is not exposed \
+             to this container)"
+        ),
         libc::EACCES | libc::EPERM => {
-            "permission denied opening /dev/kvm (add your user to the kvm group)".to_string()
+            format!("permission denied opening {path} (add your user to the kvm group)")
         }
-        libc::ENXIO | libc::ENODEV => {
-            "/dev/kvm exists but no KVM module backs it (is virtualization disabled in the \
+        libc::ENXIO | libc::ENODEV => format!(
+            "{path} exists but no KVM module backs it (is virtualization disabled in the \
              firmware?)"
-                .to_string()
-        }
-        _ => format!("cannot open /dev/kvm: {err}"),
+        ),
+        _ => format!("cannot open {path}: {err}"),
     }
 }
 
-/// Open `/dev/kvm` and check it is a KVM we can drive. Returns the handle and
-/// the probe result; the handle is `None` exactly when `available` is false.
+/// Open the KVM device ([`kvm_device_path`]) and check it is a KVM we can
+/// drive. Returns the handle and the probe result; the handle is `None`
+/// exactly when `available` is false.
 pub(crate) fn open() -> (Option<Kvm>, KvmProbe) {
+    let path = kvm_device_path();
+    let (kvm, mut probe) = open_at(&path);
+    if path != Path::new(DEFAULT_KVM_DEVICE) {
+        // Someone who forgot the variable is set should not go looking
+        // for a broken /dev/kvm.
+        if let Some(why) = probe.reason.as_mut() {
+            why.push_str(&format!(" [device from {KVM_DEVICE_ENV}]"));
+        }
+    }
+    (kvm, probe)
+}
+
+fn open_at(path: &Path) -> (Option<Kvm>, KvmProbe) {
     let facts = HostFacts::read();
     let kind = facts.flavour();
     let nested = facts.cpu_hypervisor || kind == KvmFlavour::Pvm;
@@ -173,25 +217,38 @@ pub(crate) fn open() -> (Option<Kvm>, KvmProbe) {
         kind,
         nested,
     };
-    let kvm = match Kvm::new() {
+    // Paths from the environment cannot hold NUL bytes, but say so rather
+    // than assume it.
+    let Ok(cpath) = CString::new(path.as_os_str().to_owned().into_vec()) else {
+        probe.reason = Some(format!(
+            "{KVM_DEVICE_ENV} names a path with a NUL byte: {}",
+            path.display()
+        ));
+        return (None, probe);
+    };
+    let kvm = match Kvm::new_with_path(&cpath) {
         Ok(k) => k,
         Err(e) => {
-            probe.reason = Some(open_error_reason(&e));
+            probe.reason = Some(open_error_reason(path, &e));
             return (None, probe);
         }
     };
     let version = kvm.get_api_version();
     if version != KVM_API_VERSION {
         probe.reason = Some(format!(
-            "KVM API version mismatch: /dev/kvm reports {version}, ringside needs \
-             {KVM_API_VERSION}"
+            "KVM API version mismatch: {} reports {version}, ringside needs \
+             {KVM_API_VERSION}",
+            path.display()
         ));
         return (None, probe);
     }
     // Creating (and at once dropping) a VM catches hosts where the module is
-    // loaded but cannot run guests.
+    // loaded but cannot run guests (and device nodes that are not KVM).
     if let Err(e) = kvm.create_vm() {
-        probe.reason = Some(format!("/dev/kvm opened but KVM_CREATE_VM failed: {e}"));
+        probe.reason = Some(format!(
+            "{} opened but KVM_CREATE_VM failed: {e}",
+            path.display()
+        ));
         return (None, probe);
     }
     probe.available = true;
@@ -199,6 +256,10 @@ pub(crate) fn open() -> (Option<Kvm>, KvmProbe) {
 }
 
 /// Can ringside use KVM here? Never fails: the answer says why not.
+///
+/// Opens `/dev/kvm`, or `$RINGSIDE_KVM_DEVICE` when that is set and not
+/// empty ([`kvm_device_path`]); `RINGSIDE_KVM_DEVICE=/nonexistent/kvm`
+/// shows what ringside does on a host without KVM.
 pub fn probe() -> KvmProbe {
     open().1
 }
@@ -246,9 +307,39 @@ mod tests {
 
     #[test]
     fn open_errors_are_actionable() {
+        let dev = Path::new("/dev/kvm");
         let e = vmm_sys_util::errno::Error::new(libc::EACCES);
-        assert!(open_error_reason(&e).contains("kvm group"));
+        assert!(open_error_reason(dev, &e).contains("kvm group"));
         let e = vmm_sys_util::errno::Error::new(libc::ENOENT);
-        assert!(open_error_reason(&e).contains("does not exist"));
+        let r = open_error_reason(dev, &e);
+        assert!(r.starts_with("/dev/kvm does not exist"), "{r}");
+    }
+
+    #[test]
+    fn device_path_defaults_to_dev_kvm() {
+        assert_eq!(device_path_from(None), Path::new("/dev/kvm"));
+        assert_eq!(device_path_from(Some("".into())), Path::new("/dev/kvm"));
+        assert_eq!(
+            device_path_from(Some("/tmp/kvm0".into())),
+            Path::new("/tmp/kvm0")
+        );
+    }
+
+    #[test]
+    fn missing_device_is_unavailable_and_named() {
+        let (kvm, p) = open_at(Path::new("/nonexistent/kvm"));
+        assert!(kvm.is_none());
+        assert!(!p.available);
+        let why = p.reason.unwrap_or_default();
+        assert!(why.starts_with("/nonexistent/kvm does not exist"), "{why}");
+    }
+
+    #[test]
+    fn a_device_that_is_not_kvm_is_unavailable() {
+        // /dev/null opens, but is no KVM: the API version ioctl fails.
+        let (kvm, p) = open_at(Path::new("/dev/null"));
+        assert!(kvm.is_none());
+        assert!(!p.available);
+        assert!(p.reason.unwrap_or_default().contains("/dev/null"));
     }
 }
