@@ -181,7 +181,10 @@ fn default_image(name: &str) -> PathBuf {
 }
 
 pub fn run(args: &BenchArgs) -> i32 {
-    let kernel = args.kernel.clone().unwrap_or_else(|| default_image("compute"));
+    let kernel = args
+        .kernel
+        .clone()
+        .unwrap_or_else(|| default_image("compute"));
     let hello = default_image("hello");
     for k in [&kernel, &hello] {
         if !k.exists() {
@@ -300,7 +303,9 @@ fn print_table(rows: &[Row], kernel: &Path, append: &str) {
             "{:<13} {:>8.3} {:>9} {:>11} {:>8} {:>7}  {}",
             r.name,
             secs,
-            start.map(|s| format!("{s:.3}")).unwrap_or_else(|| "-".into()),
+            start
+                .map(|s| format!("{s:.3}"))
+                .unwrap_or_else(|| "-".into()),
             mips,
             ratio,
             agree,
@@ -308,7 +313,9 @@ fn print_table(rows: &[Row], kernel: &Path, append: &str) {
         );
     }
     println!();
-    println!("start-up: wall time to boot `hello`, which exits at once (process, firmware, loading).");
+    println!(
+        "start-up: wall time to boot `hello`, which exits at once (process, firmware, loading)."
+    );
     println!("guest MIPS: instructions / (wall - start-up); \"≈\": KVM and QEMU don't count instructions,");
     println!("  so their rate uses ringside's count for the same deterministic workload.");
     println!("vs QEMU: wall time relative to QEMU with the same accelerator (lower is better).");
