@@ -13,8 +13,32 @@ use std::path::PathBuf;
 ///
 /// Runs x86-64 kernels on ringside's own software CPU (tcg) or on the host
 /// CPU through KVM, and makes what happens on the way visible.
+/// Exit statuses, for `ringside run --help` (README has the same table).
+const RUN_EXIT_STATUSES: &str = "\
+Exit statuses:
+  odd  the guest wrote v to port 0xf4: status (v << 1) | 1, so guest 0 is 1
+  2    bad command line, or the accelerator is unavailable
+  4    kernel or initrd missing or unreadable
+  6    not a loadable kernel (not ELF, truncated, no PVH note or multiboot header)
+  8    the kernel does not fit in RAM
+  10   bad memory size
+  20   the guest triple-faulted
+  22   HLT with interrupts disabled and nothing pending
+  24   --max-insns reached
+  26   --timeout reached
+  28   the host KVM could not emulate an instruction (a host limit)
+  30   internal ringside error (please report it)
+  32   halted waiting for an interrupt that can never come
+
+Examples:
+  ringside run --kernel images/build/hello.elf --append hi
+  ringside run -kernel images/build/rings.elf -accel kvm
+  ringside run --kernel images/build/paging.elf --trace int,mmu
+  ringside run --kernel boot.bin --flat-addr 0x7c00 --max-insns 1000000";
+
 #[derive(Debug, Parser)]
 #[command(name = "ringside", version, about, long_about = None, propagate_version = true)]
+#[command(after_help = "Run `ringside run --help` for the run options and exit statuses.")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -25,8 +49,8 @@ pub enum Command {
     /// Boot a kernel and run it until it exits.
     ///
     /// The process exits with the guest's debug-exit status ((v << 1) | 1,
-    /// as QEMU's isa-debug-exit) or with one of ringside's even statuses
-    /// (see README: "Exit statuses").
+    /// as QEMU's isa-debug-exit) or with one of ringside's even statuses.
+    #[command(after_long_help = RUN_EXIT_STATUSES)]
     Run(RunArgs),
     /// Show the accelerators available on this host and the CPU model.
     Info,
@@ -46,7 +70,8 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value = "tcg")]
     pub accel: AccelKind,
 
-    /// Guest RAM: 128, 128M, 1G, 512K, 1.5G (a bare number is MiB, as in QEMU).
+    /// Guest RAM: 128, 128M, 1G, 1.5G, 4096K (a bare number is MiB, as in
+    /// QEMU; at least 2M).
     #[arg(
         short = 'm',
         long = "memory",
