@@ -77,6 +77,20 @@ impl RunEnd {
         }
     }
 
+    /// A few words for the run summary (the full sentence is printed
+    /// separately when the guest did not end the run itself).
+    pub fn label(&self) -> String {
+        match self {
+            RunEnd::GuestExit { value } => format!("guest exited with code {value}"),
+            RunEnd::TripleFault { .. } => "triple fault".into(),
+            RunEnd::DeadHalt { .. } => "dead HLT".into(),
+            RunEnd::StuckHalt { .. } => "stuck in HLT".into(),
+            RunEnd::InsnLimit { .. } => "instruction limit".into(),
+            RunEnd::Timeout { .. } => "timeout".into(),
+            RunEnd::HostLimit { .. } => "host KVM limit".into(),
+        }
+    }
+
     /// True when the guest itself chose to end the run.
     pub fn is_guest_exit(&self) -> bool {
         matches!(self, RunEnd::GuestExit { .. })

@@ -434,7 +434,11 @@ fn deliver_protected(cpu: &mut Cpu, plat: &mut dyn Platform, ev: &Event) -> Resu
 fn deliver_long(cpu: &mut Cpu, plat: &mut dyn Platform, ev: &Event) -> Result<(), Fault> {
     let ext = !ev.software();
     let cpl = cpu.state.cpl();
-    let idt_code = ev.vector as u32 * 16 + 2 + ext as u32;
+    // The error code names the IDT entry in selector format (index in bits
+    // 3-15, IDT flag in bit 1), so it is vector·8 even though 64-bit gates
+    // are 16 bytes apart (SDM Vol. 3A, 6.13). QEMU 7.2's TCG got this wrong
+    // (vector·16); the hardware and KVM don't.
+    let idt_code = ev.vector as u32 * 8 + 2 + ext as u32;
     let off = ev.vector as u64 * 16;
     if off + 15 > cpu.state.idtr.limit as u64 {
         return Err(Fault::gp(idt_code));

@@ -405,16 +405,16 @@ fn ist_stack_and_nmi_blocking() {
 fn int_n_gate_dpl_check_and_error_code() {
     let (mut cpu, mut plat) = long_cpu();
     to_user64(&mut cpu);
-    // Gate 0x81 has DPL 0: INT 0x81 at CPL 3 is #GP(0x81·16 + 2), no EXT.
+    // Gate 0x81 has DPL 0: INT 0x81 at CPL 3 is #GP(0x81·8 + 2) (selector-format index), no EXT.
     let f = exec(&mut cpu, &mut plat, &[0xcd, 0x81]).unwrap_err();
-    assert_eq!(f, Fault::gp(0x81 * 16 + 2));
+    assert_eq!(f, Fault::gp(0x81 * 8 + 2));
     assert_eq!(cpu.state.rip, 0x40_0000, "a fault leaves RIP at the INT");
     assert_eq!(cpu.state.cpl(), 3, "nothing committed");
     // The core then delivers the #GP: ring 0 handler, error code pushed.
     assert_eq!(cpu.raise_exception(&mut plat, f), None);
     assert_eq!(cpu.state.rip, handler(13));
     assert_eq!(cpu.state.gpr[reg::RSP], KSTACK - 48);
-    assert_eq!(stack_q(&cpu, 0), 0x81 * 16 + 2);
+    assert_eq!(stack_q(&cpu, 0), 0x81 * 8 + 2);
     assert_eq!(stack_q(&cpu, 1), 0x40_0000);
     // A hardware exception ignores the gate DPL.
     let (mut cpu, mut plat) = long_cpu();
@@ -439,7 +439,7 @@ fn nested_fault_carries_ext_bit_and_is_handled_serially() {
     assert_eq!(cpu.raise_exception(&mut plat, Fault::UD), None);
     // #UD (benign) → #NP(IDT entry 6, IDT bit, EXT) handled serially.
     assert_eq!(cpu.state.rip, handler(11));
-    assert_eq!(stack_q(&cpu, 0), 6 * 16 + 2 + 1);
+    assert_eq!(stack_q(&cpu, 0), 6 * 8 + 2 + 1);
     assert!(!plat
         .events
         .iter()
@@ -465,7 +465,7 @@ fn contributory_pair_becomes_double_fault() {
     assert_eq!(stack_q(&cpu, 1), 0x10_0000);
     assert!(plat.events.contains(&CpuEvent::DoubleFault {
         first: Fault::gp0(),
-        second: Fault::np(13 * 16 + 3),
+        second: Fault::np(13 * 8 + 3),
     }));
 }
 
@@ -510,7 +510,7 @@ fn fault_during_double_fault_is_a_triple_fault() {
         false,
     );
     let exit = cpu.raise_exception(&mut plat, Fault::gp0());
-    let last = Fault::np(8 * 16 + 3);
+    let last = Fault::np(8 * 8 + 3);
     assert_eq!(exit, Some(CpuExit::Shutdown(last)));
     assert!(plat.events.contains(&CpuEvent::TripleFault { last }));
     assert_eq!(cpu.state.rip, 0x10_0000, "nothing was delivered");
