@@ -129,7 +129,7 @@ fn run(args: &RunArgs) -> i32 {
 /// The one-line run summary: what ran, how it ended, how much, how fast.
 fn summary(m: &Machine, end: &status::RunEnd, wall: Duration) -> String {
     let secs = wall.as_secs_f64();
-    let mut parts = vec![format!("ringside: {}", m.accel.describe()), end.to_string()];
+    let mut parts = vec![format!("ringside: {}", m.accel.describe()), end.label()];
     if let Some(n) = m.accel.instructions() {
         parts.push(format!("{} insns", group(n)));
     }
