@@ -10,6 +10,7 @@ pub mod paging;
 pub mod pte;
 pub mod ptemem;
 pub mod ram;
+pub mod regs;
 pub mod ranges;
 pub mod tlb;
 

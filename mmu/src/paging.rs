@@ -39,27 +39,7 @@ use crate::pte::{self, Decoded, Format};
 /// bits MAXPHYADDR..51 are reserved; the CPUID leaf must report the same.
 pub const MAXPHYADDR: u32 = 40;
 
-/// CR0 bits the walker reads.
-pub mod cr0 {
-    pub const PE: u64 = 1 << 0;
-    pub const WP: u64 = 1 << 16;
-    pub const PG: u64 = 1 << 31;
-}
-/// CR4 bits the walker reads.
-pub mod cr4 {
-    pub const PSE: u64 = 1 << 4;
-    pub const PAE: u64 = 1 << 5;
-    pub const PGE: u64 = 1 << 7;
-    pub const SMEP: u64 = 1 << 20;
-    pub const SMAP: u64 = 1 << 21;
-}
-/// EFER bits the walker reads.
-pub mod efer {
-    pub const SCE: u64 = 1 << 0;
-    pub const LME: u64 = 1 << 8;
-    pub const LMA: u64 = 1 << 10;
-    pub const NXE: u64 = 1 << 11;
-}
+pub use crate::regs::{cr0, cr4, efer};
 
 /// #PF error-code bits (SDM Vol. 3A, 4.7).
 pub mod pf_ec {
