@@ -93,9 +93,27 @@ pub(crate) fn lldt(
     if d.is_code_data() || d.typ() != sys_type::LDT {
         return Err(Fault::gp(sel_code(sel, false)));
     }
+    let s = system_segment(cpu, plat, sel, &d, long_mode(cpu))?;
+    if !d.present() {
+        return Err(Fault::np(sel_code(sel, false)));
+    }
+    cpu.state.ldtr = s;
+    Ok(())
+}
+
+/// The hidden cache for an LDT or TSS descriptor. In IA-32e mode system
+/// descriptors are 16 bytes: the upper half holds base bits 63:32 and must
+/// have a zero type field, and the base must be canonical (SDM 7.2.3).
+fn system_segment(
+    cpu: &mut Cpu,
+    plat: &mut dyn Platform,
+    sel: u16,
+    d: &descriptor::Desc,
+    long_mode: bool,
+) -> Result<Segment, Fault> {
     let mut s = Segment::from_descriptor(sel, d.raw);
-    if long_mode(cpu) {
-        let hi = descriptor::fetch_high(cpu, plat, &d, false)?;
+    if long_mode {
+        let hi = descriptor::fetch_high(cpu, plat, d, false)?;
         if (hi >> 8) & 0x1f != 0 {
             return Err(Fault::gp(sel_code(sel, false)));
         }
@@ -104,11 +122,7 @@ pub(crate) fn lldt(
             return Err(Fault::gp(sel_code(sel, false)));
         }
     }
-    if !d.present() {
-        return Err(Fault::np(sel_code(sel, false)));
-    }
-    cpu.state.ldtr = s;
-    Ok(())
+    Ok(s)
 }
 
 /// LTR r/m16: load an available TSS and mark it busy.
@@ -132,17 +146,7 @@ pub(crate) fn ltr(cpu: &mut Cpu, plat: &mut dyn Platform, insn: &Instruction) ->
     if d.is_code_data() || !ok_type {
         return Err(Fault::gp(sel_code(sel, false)));
     }
-    let mut s = Segment::from_descriptor(sel, d.raw);
-    if lm {
-        let hi = descriptor::fetch_high(cpu, plat, &d, false)?;
-        if (hi >> 8) & 0x1f != 0 {
-            return Err(Fault::gp(sel_code(sel, false)));
-        }
-        s.base |= (hi & 0xffff_ffff) << 32;
-        if !canonical(s.base) {
-            return Err(Fault::gp(sel_code(sel, false)));
-        }
-    }
+    let mut s = system_segment(cpu, plat, sel, &d, lm)?;
     if !d.present() {
         return Err(Fault::np(sel_code(sel, false)));
     }
