@@ -442,7 +442,8 @@ impl Vcpu {
         };
         format!(
             "the host KVM {what} {place}: this is a limit of the host's KVM ({}), not a \
-             ringside bug [KVM_EXIT_INTERNAL_ERROR suberror {}, data {data:x?}]",
+             ringside bug; run it on ringside's CPU with --accel tcg \
+             [KVM_EXIT_INTERNAL_ERROR suberror {}, data {data:x?}]",
             self.host, internal.suberror
         )
     }
