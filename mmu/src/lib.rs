@@ -10,8 +10,8 @@ pub mod paging;
 pub mod pte;
 pub mod ptemem;
 pub mod ram;
-pub mod regs;
 pub mod ranges;
+pub mod regs;
 pub mod tlb;
 
 pub use addr::{GuestPhysAddr, GuestVirtAddr, MachineAddr};
