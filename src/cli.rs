@@ -1,4 +1,4 @@
-//! The command line: `ringside run | info | bench`.
+//! The command line: `ringside run | info | bench | tui`.
 //!
 //! QEMU's single-dash spellings (`-kernel`, `-append`, `-initrd`, `-accel`)
 //! are accepted by rewriting them to their double-dash forms before clap
@@ -56,6 +56,12 @@ pub enum Command {
     Info,
     /// Benchmark the `compute` image on ringside (tcg, kvm) and QEMU (tcg, kvm).
     Bench(BenchArgs),
+    /// Watch rings, traps and page-table walks in a terminal UI.
+    ///
+    /// The machine of `ringside run` (same options, except --trace and
+    /// --timeout), paused at its first instruction. Press ? for the keys.
+    /// Exits with the guest's status if its run ended, 0 if you quit first.
+    Tui(RunArgs),
 }
 
 /// Options of `ringside run`.

@@ -55,7 +55,22 @@ pub struct BoardPlatform {
     pub board: PcBoard,
     trace: TraceFlags,
     tsc_epoch: Instant,
+    /// Where events go instead of stderr when someone else shows them (the
+    /// TUI): see [`Machine::capture_events`].
+    captured: Option<EventSink>,
 }
+
+/// Events kept between two [`Machine::take_events`] calls, at most
+/// [`EVENT_SINK_MAX`]; the rest are counted as dropped.
+#[derive(Debug, Default)]
+struct EventSink {
+    events: Vec<CpuEvent>,
+    dropped: u64,
+}
+
+/// Bound on kept events: a guest hammering a port between two redraws must
+/// not make the host's memory grow without limit.
+pub const EVENT_SINK_MAX: usize = 100_000;
 
 impl Platform for BoardPlatform {
     fn pio_in(&mut self, port: u16, size: u8) -> u32 {
@@ -92,6 +107,14 @@ impl Platform for BoardPlatform {
         self.board.set_cr8(cr8 as u64)
     }
     fn event(&mut self, ev: &CpuEvent) {
+        if let Some(sink) = &mut self.captured {
+            if sink.events.len() < EVENT_SINK_MAX {
+                sink.events.push(ev.clone());
+            } else {
+                sink.dropped += 1;
+            }
+            return;
+        }
         trace::print_event(&self.trace, ev);
     }
 }
@@ -100,9 +123,16 @@ impl Platform for BoardPlatform {
 pub struct Machine {
     pub platform: BoardPlatform,
     pub accel: Box<dyn Accelerator>,
+    /// Guest RAM and its physical layout, for inspectors (the TUI reads
+    /// guest memory and walks the guest's page tables here).
+    pub ram: Arc<GuestRam>,
+    pub layout: PhysLayout,
     max_insns: Option<u64>,
     timeout: Option<Duration>,
     stdin: bool,
+    /// The vCPU is in the HLT state between two [`Machine::run_until`] or
+    /// [`Machine::step`] calls: `Some(RFLAGS.IF)`.
+    halted: Option<bool>,
 }
 
 impl Machine {
@@ -141,11 +171,15 @@ impl Machine {
                 board,
                 trace: cfg.trace,
                 tsc_epoch: Instant::now(),
+                captured: None,
             },
             accel,
+            ram,
+            layout,
             max_insns: cfg.max_insns,
             timeout: cfg.timeout,
             stdin: cfg.stdin,
+            halted: None,
         })
     }
 
@@ -240,6 +274,143 @@ impl Machine {
                 if w > now {
                     std::thread::sleep(w - now);
                 }
+            }
+        }
+    }
+}
+
+/// Running a piece at a time, for a debugger (the TUI): the same machine,
+/// board and accelerator as [`Machine::run`], stopped and resumed at will.
+impl Machine {
+    /// Report CPU events of the `flags` categories to
+    /// [`Machine::take_events`] instead of printing them.
+    pub fn capture_events(&mut self, flags: TraceFlags) {
+        self.accel.set_trace(flags);
+        self.platform.trace = TraceFlags::default();
+        self.platform.captured = Some(EventSink::default());
+    }
+
+    /// The events reported since the last call, and how many were dropped
+    /// because too many came at once.
+    pub fn take_events(&mut self) -> (Vec<CpuEvent>, u64) {
+        match &mut self.platform.captured {
+            Some(sink) => (
+                std::mem::take(&mut sink.events),
+                std::mem::take(&mut sink.dropped),
+            ),
+            None => (Vec::new(), 0),
+        }
+    }
+
+    /// `Some(RFLAGS.IF)` while the vCPU waits in HLT.
+    pub fn halted(&self) -> Option<bool> {
+        self.halted
+    }
+
+    /// What a vCPU exit means for a run that goes on piece by piece:
+    /// `Some(end)` when it is over.
+    fn piece_end(&mut self, exit: VcpuExit) -> Option<RunEnd> {
+        match exit {
+            VcpuExit::Stopped => self
+                .platform
+                .board
+                .exit_request()
+                .map(|status| RunEnd::GuestExit { value: status >> 1 }),
+            VcpuExit::SliceEnd => None,
+            VcpuExit::InsnLimit => Some(RunEnd::InsnLimit {
+                limit: self.max_insns.unwrap_or(0),
+            }),
+            VcpuExit::Shutdown { reason } => Some(RunEnd::TripleFault { detail: reason }),
+            VcpuExit::HostLimit { detail } => Some(RunEnd::HostLimit { detail }),
+            VcpuExit::Hlt { interrupts_enabled } => {
+                self.halted = Some(interrupts_enabled);
+                (!interrupts_enabled).then(|| self.dead_halt())
+            }
+        }
+    }
+
+    fn dead_halt(&mut self) -> RunEnd {
+        // Only an NMI could wake it, and nothing on this board sends one.
+        RunEnd::DeadHalt {
+            rip: self.accel.get_state().map(|s| s.rip).unwrap_or(0),
+        }
+    }
+
+    /// Leave HLT if an interrupt can wake the vCPU now. `Err(end)` if it
+    /// never can; `Ok(true)` if it is still halted.
+    fn still_halted(&mut self) -> Result<bool, RunEnd> {
+        match self.halted {
+            None => Ok(false),
+            Some(false) => Err(self.dead_halt()),
+            Some(true) if self.platform.board.interrupt_pending() => {
+                self.halted = None;
+                Ok(false)
+            }
+            Some(true) => Ok(true),
+        }
+    }
+
+    /// Execute one instruction (or deliver one pending interrupt) on a
+    /// backend that can single-step ([`Accelerator::can_step`]). A halted
+    /// vCPU with nothing to wake it stays halted: see [`Machine::halted`].
+    pub fn step(&mut self) -> Result<Option<RunEnd>, AccelError> {
+        self.platform.board.advance();
+        if let (Some(limit), Some(done)) = (self.max_insns, self.accel.instructions()) {
+            if done >= limit {
+                return Ok(Some(RunEnd::InsnLimit { limit }));
+            }
+        }
+        match self.still_halted() {
+            Err(end) => return Ok(Some(end)),
+            Ok(true) => return Ok(None),
+            Ok(false) => {}
+        }
+        let exit = self.accel.step(&mut self.platform)?;
+        Ok(self.piece_end(exit))
+    }
+
+    /// Run until the host time `until` (or soon after: the backends look at
+    /// the clock every ~0.2 ms), or until the run ends. A halted vCPU
+    /// sleeps until a timer or `until`, as in [`Machine::run`]; unlike
+    /// there, a halt with no timer armed doesn't end the run, because the
+    /// caller may still send serial input.
+    pub fn run_until(&mut self, until: Instant) -> Result<Option<RunEnd>, AccelError> {
+        loop {
+            self.platform.board.advance();
+            let now = Instant::now();
+            match self.still_halted() {
+                Err(end) => return Ok(Some(end)),
+                Ok(true) => {
+                    if now >= until {
+                        return Ok(None);
+                    }
+                    let wake = self
+                        .platform
+                        .board
+                        .next_deadline()
+                        .map_or(until, |d| d.min(until));
+                    if wake > now {
+                        std::thread::sleep(wake - now);
+                    }
+                    continue;
+                }
+                Ok(false) => {}
+            }
+            if now >= until {
+                return Ok(None);
+            }
+            let deadline = self
+                .platform
+                .board
+                .next_deadline()
+                .map_or(until, |d| d.min(until));
+            let slice = RunSlice {
+                deadline: Some(deadline),
+                insn_limit: self.max_insns,
+            };
+            let exit = self.accel.run(&mut self.platform, slice)?;
+            if let Some(end) = self.piece_end(exit) {
+                return Ok(Some(end));
             }
         }
     }

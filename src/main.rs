@@ -7,6 +7,7 @@ mod info;
 mod machine;
 mod status;
 mod trace;
+mod tui_cmd;
 
 use clap::Parser;
 use cli::{Cli, Command, RunArgs};
@@ -31,6 +32,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run(&args),
         Command::Info => info::print(),
         Command::Bench(args) => bench::run(&args),
+        Command::Tui(args) => tui_cmd::run(&args),
     };
     ExitCode::from(status as u8)
 }

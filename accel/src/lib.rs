@@ -9,14 +9,17 @@
 //!
 //! * [`tcg`]: the interpreter (`--accel tcg`).
 //! * [`kvm`]: the host CPU through /dev/kvm (`--accel kvm`).
+//! * [`difftest`]: KVM as the oracle for the interpreter, instruction by
+//!   instruction.
 
+pub mod difftest;
 pub mod kvm;
 pub mod stats;
 pub mod tcg;
 
 pub use stats::ExitStats;
 
-use cpu::{CpuState, Platform};
+use cpu::{CpuState, Platform, TraceFlags};
 use std::time::Instant;
 use thiserror::Error;
 
@@ -82,6 +85,23 @@ pub trait Accelerator {
     /// Run guest code until an exit the machine must handle.
     fn run(&mut self, platform: &mut dyn Platform, slice: RunSlice)
         -> Result<VcpuExit, AccelError>;
+    /// Execute exactly one instruction, or deliver one pending event, and
+    /// return: [`VcpuExit::SliceEnd`] when the vCPU can go on. For
+    /// debuggers (the TUI); backends that can't single-step say so with
+    /// [`Accelerator::can_step`] and return [`AccelError::Unavailable`].
+    fn step(&mut self, _platform: &mut dyn Platform) -> Result<VcpuExit, AccelError> {
+        Err(AccelError::Unavailable(format!(
+            "{}: single-stepping is not supported",
+            self.name()
+        )))
+    }
+    /// Whether [`Accelerator::step`] works on this backend.
+    fn can_step(&self) -> bool {
+        false
+    }
+    /// Choose which events the backend reports through
+    /// [`Platform::event`]. Default: the backend reports none.
+    fn set_trace(&mut self, _trace: TraceFlags) {}
     /// Instructions retired so far, if this backend can count them.
     fn instructions(&self) -> Option<u64>;
     /// Exits and traps so far, by kind.

@@ -39,6 +39,28 @@ impl TcgAccel {
     pub fn cpu(&mut self) -> &mut Cpu {
         &mut self.cpu
     }
+
+    /// What an interpreter exit means to the machine (counting it).
+    fn vcpu_exit(&mut self, exit: CpuExit) -> VcpuExit {
+        match exit {
+            CpuExit::Budget => VcpuExit::SliceEnd,
+            CpuExit::Halted => {
+                self.stats.bump("hlt");
+                let interrupts_enabled = self.cpu.rflags() & cpu::state::rflags::IF != 0;
+                VcpuExit::Hlt { interrupts_enabled }
+            }
+            CpuExit::Stopped => VcpuExit::Stopped,
+            CpuExit::Shutdown(fault) => {
+                self.stats.bump("shutdown");
+                VcpuExit::Shutdown {
+                    reason: format!(
+                        "{fault} could not be delivered at rip {:#x}",
+                        self.cpu.state.rip
+                    ),
+                }
+            }
+        }
+    }
 }
 
 impl Accelerator for TcgAccel {
@@ -73,23 +95,9 @@ impl Accelerator for TcgAccel {
                 }
                 budget = budget.min(limit - done);
             }
-            match self.cpu.run(platform, budget) {
-                CpuExit::Budget => {}
-                CpuExit::Halted => {
-                    self.stats.bump("hlt");
-                    let interrupts_enabled = self.cpu.rflags() & cpu::state::rflags::IF != 0;
-                    return Ok(VcpuExit::Hlt { interrupts_enabled });
-                }
-                CpuExit::Stopped => return Ok(VcpuExit::Stopped),
-                CpuExit::Shutdown(fault) => {
-                    self.stats.bump("shutdown");
-                    return Ok(VcpuExit::Shutdown {
-                        reason: format!(
-                            "{fault} could not be delivered at rip {:#x}",
-                            self.cpu.state.rip
-                        ),
-                    });
-                }
+            let exit = self.cpu.run(platform, budget);
+            if exit != CpuExit::Budget {
+                return Ok(self.vcpu_exit(exit));
             }
             if let Some(deadline) = slice.deadline {
                 if Instant::now() >= deadline {
@@ -97,6 +105,19 @@ impl Accelerator for TcgAccel {
                 }
             }
         }
+    }
+
+    fn step(&mut self, platform: &mut dyn Platform) -> Result<VcpuExit, AccelError> {
+        let exit = self.cpu.step(platform);
+        Ok(self.vcpu_exit(exit))
+    }
+
+    fn can_step(&self) -> bool {
+        true
+    }
+
+    fn set_trace(&mut self, trace: TraceFlags) {
+        self.cpu.trace = trace;
     }
 
     fn instructions(&self) -> Option<u64> {

@@ -204,7 +204,16 @@ impl Cpu {
             };
             let lin = base.wrapping_add(off);
             if !canonical(lin) || !canonical(lin.wrapping_add(size as u64 - 1)) {
-                return Err(seg_fault(sreg_of(insn.memory_segment())));
+                // 64-bit mode ignores ES/CS/SS/DS prefixes, so the fault
+                // follows the default segment: #SS(0) for an RSP/RBP base,
+                // #GP(0) otherwise and for FS/GS (SDM Vol. 3A, 3.7.4.1;
+                // checked against the host CPU by the differential tests).
+                let stack = !matches!(insn.segment_prefix(), Register::FS | Register::GS)
+                    && matches!(
+                        insn.memory_base(),
+                        Register::RSP | Register::RBP | Register::ESP | Register::EBP
+                    );
+                return Err(seg_fault(if stack { SegReg::Ss } else { SegReg::Ds }));
             }
             return Ok(lin);
         }

@@ -209,6 +209,10 @@ impl Accelerator for KvmAccel {
         self.vcpu.run(platform, slice)
     }
 
+    fn set_trace(&mut self, trace: TraceFlags) {
+        self.vcpu.trace = trace;
+    }
+
     /// KVM does not count guest instructions.
     fn instructions(&self) -> Option<u64> {
         None

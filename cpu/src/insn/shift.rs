@@ -1,7 +1,9 @@
 //! Shifts and rotates: SHL/SAL, SHR, SAR, ROL, ROR, RCL, RCR, SHLD, SHRD.
 //!
 //! The count (1, CL or imm8) is masked to 5 bits (6 with a 64-bit
-//! operand). A masked count of 0 changes neither the operand nor any flag.
+//! operand). A masked count of 0 changes neither the operand nor any flag,
+//! but a memory operand is still accessed as a read-modify-write (so a
+//! read-only page faults as for a write), as the host CPU does.
 //!
 //! Flag rules where the SDM leaves a flag undefined (ringside's choice,
 //! applied for every count so the result is deterministic):
@@ -163,12 +165,15 @@ pub(crate) fn shift<const OP: u8, const SZ: u8>(
         cpu.set_reg::<SZ>(d, r);
         Ok(())
     } else {
-        if cnt == 0 {
-            cpu.read_m::<SZ>(plat, insn)?;
-            return Ok(());
-        }
+        // A memory operand is read and written back even when the masked
+        // count is 0 (the access is a read-modify-write whatever the
+        // count: a read-only page faults with W = 1, as on the host CPU).
         let (loc, a) = cpu.rmw_m::<SZ>(plat, insn)?;
-        let r = compute::<OP, SZ>(cpu, a, cnt);
+        let r = if cnt == 0 {
+            a
+        } else {
+            compute::<OP, SZ>(cpu, a, cnt)
+        };
         cpu.rmw_end::<SZ>(plat, loc, r)
     }
 }
@@ -227,12 +232,13 @@ pub(crate) fn shxd<const LEFT: bool, const SZ: u8>(
         cpu.set_reg::<SZ>(d, r);
         Ok(())
     } else {
-        if cnt == 0 {
-            cpu.read_m::<SZ>(plat, insn)?;
-            return Ok(());
-        }
+        // Read-modify-write even for a count of 0 (see `shift`).
         let (loc, a) = cpu.rmw_m::<SZ>(plat, insn)?;
-        let r = double_compute::<LEFT, SZ>(cpu, a, src, cnt);
+        let r = if cnt == 0 {
+            a
+        } else {
+            double_compute::<LEFT, SZ>(cpu, a, src, cnt)
+        };
         cpu.rmw_end::<SZ>(plat, loc, r)
     }
 }

@@ -1,0 +1,297 @@
+//! One test case and what became of it on a backend.
+
+use super::guest::NO_EXCEPTION;
+use iced_x86::{Decoder, DecoderOptions, Formatter, Instruction, IntelFormatter};
+use std::fmt::Write as _;
+
+/// GPR names in `CpuState::gpr` order.
+pub const GPR_NAMES: [&str; 16] = [
+    "rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12", "r13",
+    "r14", "r15",
+];
+
+/// Guest memory a case sets up before it runs and whose final bytes are
+/// compared afterwards.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Window {
+    pub addr: u64,
+    pub init: Vec<u8>,
+}
+
+/// The memory operand of the instruction under test, as the generator
+/// aimed it: `addr` is the linear address of the first byte accessed
+/// (for faulting cases, possibly non-canonical or unmapped).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemTarget {
+    pub addr: u64,
+    pub size: u32,
+}
+
+/// One case: an initial state and the code to run from it.
+#[derive(Debug, Clone)]
+pub struct Case {
+    /// Position in the generated stream: with the seed, reproduces it.
+    /// For a pinned case (`gen::regressions`), its position in that list.
+    pub index: u64,
+    /// A hand-specified case rather than a generated one.
+    pub pinned: bool,
+    /// Guest address of the code.
+    pub code_addr: u64,
+    /// The instruction(s) under test, encoded at `code_addr`.
+    pub code: Vec<u8>,
+    /// `code` decoded (what both CPUs execute).
+    pub insns: Vec<Instruction>,
+    /// Initial GPRs (`CpuState::gpr` order).
+    pub gpr: [u64; 16],
+    /// Initial RFLAGS.
+    pub rflags: u64,
+    /// Data set up for the case (compared after the run).
+    pub windows: Vec<Window>,
+    pub mem: Option<MemTarget>,
+    /// What the generator aimed at, for the report ("reg", "mem
+    /// misaligned", "#PF not-present" ...).
+    pub note: String,
+}
+
+/// An exception a case raised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exception {
+    pub vector: u8,
+    pub error_code: u64,
+    pub cr2: u64,
+    /// RIP of the faulting instruction.
+    pub rip: u64,
+}
+
+/// What became of a case on one backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// The case loop stored this case's results.
+    pub done: bool,
+    pub gpr: [u64; 16],
+    pub rflags: u64,
+    pub exception: Option<Exception>,
+    /// DS, ES, FS, GS, SS selectors.
+    pub segs: [u16; 5],
+    /// Final bytes of each of the case's windows.
+    pub windows: Vec<Vec<u8>>,
+}
+
+impl Outcome {
+    /// Decode a result block (see guest.rs for the layout).
+    pub fn from_result(
+        gpr: [u64; 16],
+        rflags: u64,
+        exc: [u64; 4],
+        segs: [u16; 5],
+        done: bool,
+        windows: Vec<Vec<u8>>,
+    ) -> Self {
+        let exception = (exc[0] != NO_EXCEPTION).then(|| Exception {
+            vector: exc[0] as u8,
+            error_code: exc[1],
+            cr2: exc[2],
+            rip: exc[3],
+        });
+        Outcome {
+            done,
+            gpr,
+            rflags,
+            exception,
+            segs,
+            windows,
+        }
+    }
+}
+
+/// Intel-syntax disassembly of `insn`.
+pub fn disasm(insn: &Instruction) -> String {
+    let mut s = String::new();
+    IntelFormatter::new().format(insn, &mut s);
+    s
+}
+
+/// Decode `bytes` (64-bit code at `ip`) into instructions.
+pub fn decode_all(bytes: &[u8], ip: u64) -> Vec<Instruction> {
+    let mut d = Decoder::with_ip(64, bytes, ip, DecoderOptions::NONE);
+    let mut v = Vec::new();
+    while d.can_decode() {
+        v.push(d.decode());
+    }
+    v
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    let v: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    v.join(" ")
+}
+
+/// RFLAGS status bits as letters (upper case = set), e.g. "o d s Z a P c".
+pub fn flag_letters(f: u64) -> String {
+    const BITS: [(u64, char); 7] = [
+        (1 << 11, 'o'),
+        (1 << 10, 'd'),
+        (1 << 7, 's'),
+        (1 << 6, 'z'),
+        (1 << 4, 'a'),
+        (1 << 2, 'p'),
+        (1 << 0, 'c'),
+    ];
+    let v: Vec<String> = BITS
+        .iter()
+        .map(|(m, c)| {
+            if f & m != 0 {
+                c.to_ascii_uppercase().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect();
+    v.join("")
+}
+
+impl Case {
+    /// The instruction(s) as text, `; `-separated.
+    pub fn text(&self) -> String {
+        let v: Vec<String> = self.insns.iter().map(disasm).collect();
+        v.join("; ")
+    }
+
+    /// A self-contained description of the case: enough to rebuild it by
+    /// hand (state, bytes, memory), plus the seed and index to regenerate.
+    pub fn describe(&self, seed: u64) -> String {
+        let mut s = String::new();
+        let codes: Vec<String> = self
+            .insns
+            .iter()
+            .map(|i| format!("{:?}", i.code()))
+            .collect();
+        let which = if self.pinned {
+            format!("pinned case {}", self.index)
+        } else {
+            format!("case #{} (seed {seed:#x})", self.index)
+        };
+        let _ = writeln!(
+            s,
+            "{which}: `{}` [{}] ({})",
+            self.text(),
+            codes.join(", "),
+            self.note
+        );
+        let _ = writeln!(
+            s,
+            "  64-bit mode, CPL 3; code at {:#x}: {}",
+            self.code_addr,
+            hex(&self.code)
+        );
+        let _ = writeln!(
+            s,
+            "  rflags {:#x} ({})",
+            self.rflags,
+            flag_letters(self.rflags)
+        );
+        for row in 0..4 {
+            let mut line = String::from(" ");
+            for col in 0..4 {
+                let i = row * 4 + col;
+                let _ = write!(line, " {:>3}={:#018x}", GPR_NAMES[i], self.gpr[i]);
+            }
+            let _ = writeln!(s, "{line}");
+        }
+        if let Some(m) = self.mem {
+            let _ = writeln!(s, "  memory operand: {} bytes at {:#x}", m.size, m.addr);
+        }
+        for w in &self.windows {
+            let _ = writeln!(s, "  memory {:#x}: {}", w.addr, hex(&w.init));
+        }
+        s
+    }
+}
+
+/// Two outcomes side by side, marking the fields that differ.
+pub fn describe_outcomes(case: &Case, names: [&str; 2], o: [&Outcome; 2]) -> String {
+    let mut s = String::new();
+    let mark = |same: bool| if same { "  " } else { "≠ " };
+    if o[0].done != o[1].done {
+        let _ = writeln!(
+            s,
+            "  ≠ reached the end of the case: {} {}, {} {}",
+            names[0], o[0].done, names[1], o[1].done
+        );
+    }
+    let exc = |e: &Option<Exception>| match e {
+        None => "none".to_string(),
+        Some(e) => format!(
+            "{}({:#x}) at rip {:#x}{}",
+            cpu::fault::vector_name(e.vector),
+            e.error_code,
+            e.rip,
+            if e.vector == 14 {
+                format!(" cr2 {:#x}", e.cr2)
+            } else {
+                String::new()
+            }
+        ),
+    };
+    let _ = writeln!(
+        s,
+        "  {}exception: {} {} | {} {}",
+        mark(o[0].exception == o[1].exception),
+        names[0],
+        exc(&o[0].exception),
+        names[1],
+        exc(&o[1].exception)
+    );
+    let _ = writeln!(
+        s,
+        "  {}rflags: {} {:#x} ({}) | {} {:#x} ({})",
+        mark(o[0].rflags == o[1].rflags),
+        names[0],
+        o[0].rflags,
+        flag_letters(o[0].rflags),
+        names[1],
+        o[1].rflags,
+        flag_letters(o[1].rflags)
+    );
+    for (i, name) in GPR_NAMES.iter().enumerate() {
+        let same = o[0].gpr[i] == o[1].gpr[i];
+        let changed = o[0].gpr[i] != case.gpr[i] || o[1].gpr[i] != case.gpr[i];
+        if !same || changed {
+            let _ = writeln!(
+                s,
+                "  {}{:>3}: {} {:#018x} | {} {:#018x}   (was {:#018x})",
+                mark(same),
+                name,
+                names[0],
+                o[0].gpr[i],
+                names[1],
+                o[1].gpr[i],
+                case.gpr[i]
+            );
+        }
+    }
+    if o[0].segs != o[1].segs {
+        let _ = writeln!(
+            s,
+            "  ≠ ds/es/fs/gs/ss: {} {:x?} | {} {:x?}",
+            names[0], o[0].segs, names[1], o[1].segs
+        );
+    }
+    for (k, w) in case.windows.iter().enumerate() {
+        let a = o[0].windows.get(k);
+        let b = o[1].windows.get(k);
+        if a != b || a.is_some_and(|a| *a != w.init) {
+            let _ = writeln!(
+                s,
+                "  {}memory {:#x}:\n      {:<5} {}\n      {:<5} {}",
+                mark(a == b),
+                w.addr,
+                names[0],
+                a.map(|v| hex(v)).unwrap_or_default(),
+                names[1],
+                b.map(|v| hex(v)).unwrap_or_default()
+            );
+        }
+    }
+    s
+}

@@ -1,0 +1,376 @@
+//! What a differential test may not compare, and why.
+//!
+//! # Undefined results
+//!
+//! The Intel SDM (Vol. 2, each instruction's "Flags Affected" section, and
+//! Vol. 1, Appendix A, "EFLAGS Cross-Reference") leaves some flags, and a
+//! few results, *undefined*: a CPU may leave anything there, and Intel and
+//! AMD cores do differ. [`undefined`] is the one table of those rules; a
+//! case compares every flag and every result bit that it does not name.
+//! The rules depend on the operand size and the (masked) shift count, as
+//! the SDM states them, so a rule never hides a defined result: e.g. a
+//! 1-bit SHL compares OF, a 0-bit one compares every flag (unchanged).
+//!
+//! Where AMD's manual (APM Vol. 3) *defines* what Intel leaves undefined,
+//! and the interpreter does the same, the result is compared (noted at the
+//! rule), because ringside runs on AMD hosts as well as on Intel ones.
+//!
+//! # Known divergences
+//!
+//! [`KNOWN`] lists divergences that are understood and not (yet) fixed,
+//! each for one mnemonic under one precise condition, with the reason. A
+//! divergence that matches no entry fails the test.
+
+use super::case::{Case, Outcome};
+use cpu::state::rflags::{AF, CF, OF, PF, SF, STATUS, ZF};
+use iced_x86::{Instruction, Mnemonic, OpKind, Register};
+
+/// What one case does not compare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Undefined {
+    /// RFLAGS status bits left undefined.
+    pub flags: u64,
+    /// A GPR (`CpuState::gpr` index) and the bits of it left undefined.
+    pub reg: Option<(usize, u64)>,
+    /// Memory bytes left undefined: (linear address, length).
+    pub mem: Option<(u64, u32)>,
+    /// The SDM rule that applied, for reports.
+    pub rule: &'static str,
+}
+
+/// iced's `RflagsBits` as RFLAGS status bits.
+pub fn from_iced_rflags(bits: u32) -> u64 {
+    use iced_x86::RflagsBits as R;
+    [
+        (R::OF, OF),
+        (R::SF, SF),
+        (R::ZF, ZF),
+        (R::AF, AF),
+        (R::CF, CF),
+        (R::PF, PF),
+    ]
+    .iter()
+    .filter(|(r, _)| bits & r != 0)
+    .fold(0, |acc, (_, f)| acc | f)
+}
+
+/// Operand width in bits of operand `n` (register or memory).
+fn width(insn: &Instruction, n: u32) -> u32 {
+    match insn.op_kind(n) {
+        OpKind::Register => insn.op_register(n).size() as u32 * 8,
+        OpKind::Memory => insn.memory_size().size() as u32 * 8,
+        _ => 0,
+    }
+}
+
+/// The shift count operand `n` of `insn` in `case`'s initial state,
+/// masked as the CPU masks it (5 bits, 6 with a 64-bit operand).
+fn masked_count(case: &Case, insn: &Instruction, n: u32, bits: u32) -> u64 {
+    let raw = match insn.op_kind(n) {
+        OpKind::Register => case.gpr[1] & 0xff,
+        _ => insn.immediate(n) & 0xff,
+    };
+    raw & if bits == 64 { 0x3f } else { 0x1f }
+}
+
+/// GPR index of a general-purpose register, with the mask of its bits.
+pub fn reg_bits(r: Register) -> Option<(usize, u64)> {
+    let full = r.full_register();
+    let idx = (full as usize).checked_sub(Register::RAX as usize)?;
+    if idx >= 16 {
+        return None;
+    }
+    let bits = r.size() as u32 * 8;
+    let mask = if bits >= 64 {
+        u64::MAX
+    } else {
+        (1 << bits) - 1
+    };
+    let shift = if matches!(r, Register::AH | Register::CH | Register::DH | Register::BH) {
+        8
+    } else {
+        0
+    };
+    Some((idx, mask << shift))
+}
+
+/// The destination (operand 0) as an undefined register or memory range.
+fn undefined_dest(case: &Case, insn: &Instruction, u: &mut Undefined) {
+    match insn.op0_kind() {
+        OpKind::Register => u.reg = reg_bits(insn.op0_register()),
+        OpKind::Memory => u.mem = case.mem.map(|m| (m.addr, m.size)),
+        _ => {}
+    }
+}
+
+/// The undefined parts of one instruction's result.
+pub fn undefined_insn(case: &Case, insn: &Instruction) -> Undefined {
+    use Mnemonic as M;
+    let mut u = Undefined::default();
+    match insn.mnemonic() {
+        // SDM AND/OR/XOR/TEST: "OF and CF flags are cleared; SF, ZF, PF
+        // set according to the result. The state of the AF flag is
+        // undefined."
+        M::And | M::Or | M::Xor | M::Test => {
+            u.flags = AF;
+            u.rule = "AND/OR/XOR/TEST: AF undefined";
+        }
+        // SDM MUL/IMUL: "OF and CF ... The SF, ZF, AF, and PF flags are
+        // undefined."
+        M::Mul | M::Imul => {
+            u.flags = SF | ZF | AF | PF;
+            u.rule = "MUL/IMUL: SF ZF AF PF undefined";
+        }
+        // SDM DIV/IDIV: "The CF, OF, SF, ZF, AF, and PF flags are undefined."
+        M::Div | M::Idiv => {
+            u.flags = STATUS;
+            u.rule = "DIV/IDIV: all status flags undefined";
+        }
+        // SDM SAL/SAR/SHL/SHR: "The OF flag is affected only on 1-bit
+        // shifts ... undefined for other counts. For a non-zero count, the
+        // AF flag is undefined. ... CF is undefined for SHL and SHR where
+        // the count is greater than or equal to the size of the
+        // destination." A masked count of 0 affects no flag.
+        M::Shl | M::Sal | M::Shr | M::Sar => {
+            let bits = width(insn, 0);
+            let c = masked_count(case, insn, 1, bits);
+            if c != 0 {
+                u.flags = AF;
+                u.rule = "shift by 1: AF undefined";
+            }
+            if c > 1 {
+                u.flags |= OF;
+                u.rule = "shift by >1: OF AF undefined";
+            }
+            if c >= u64::from(bits) && insn.mnemonic() != M::Sar {
+                u.flags |= CF;
+                u.rule = "SHL/SHR by >= width: CF OF AF undefined";
+            }
+        }
+        // SDM RCL/RCR/ROL/ROR: "The OF flag is defined only for the 1-bit
+        // rotates; it is undefined in all other cases (except ... a
+        // zero-bit rotate does nothing)." The SDM's pseudo-code tests the
+        // masked count (before the modulo of RCL/RCR and 8/16-bit ROL/ROR).
+        M::Rol | M::Ror | M::Rcl | M::Rcr => {
+            let bits = width(insn, 0);
+            if masked_count(case, insn, 1, bits) > 1 {
+                u.flags = OF;
+                u.rule = "rotate by >1: OF undefined";
+            }
+        }
+        // SDM SHLD/SHRD: "If a shift occurs, the AF flag is undefined. ...
+        // For shifts greater than 1 bit, the OF flag is undefined. ... If
+        // the count is greater than the operand size, the flags are
+        // undefined" and "the result in the destination operand is
+        // undefined" (only possible with 16-bit operands).
+        M::Shld | M::Shrd => {
+            let bits = width(insn, 0);
+            let c = masked_count(case, insn, 2, bits);
+            if c != 0 {
+                u.flags = AF;
+                u.rule = "SHLD/SHRD by 1: AF undefined";
+            }
+            if c > 1 {
+                u.flags |= OF;
+                u.rule = "SHLD/SHRD by >1: OF AF undefined";
+            }
+            if c > u64::from(bits) {
+                u.flags = STATUS;
+                undefined_dest(case, insn, &mut u);
+                u.rule = "16-bit SHLD/SHRD by >16: result and flags undefined";
+            }
+        }
+        // SDM BT/BTS/BTR/BTC: "The ZF flag is unaffected. The OF, SF, AF,
+        // and PF flags are undefined."
+        M::Bt | M::Bts | M::Btr | M::Btc => {
+            u.flags = OF | SF | AF | PF;
+            u.rule = "BT*: OF SF AF PF undefined";
+        }
+        // SDM BSF/BSR: "The CF, OF, SF, AF, and PF flags are undefined."
+        // With a zero source the SDM leaves the destination undefined, but
+        // AMD's APM defines it ("does not change the destination"), the
+        // interpreter does the same, and it is compared.
+        M::Bsf | M::Bsr => {
+            u.flags = CF | OF | SF | AF | PF;
+            u.rule = "BSF/BSR: CF OF SF AF PF undefined";
+        }
+        // SDM LZCNT/TZCNT: "The OF, SF, PF and AF flags are undefined."
+        M::Lzcnt | M::Tzcnt => {
+            u.flags = OF | SF | AF | PF;
+            u.rule = "LZCNT/TZCNT: OF SF AF PF undefined";
+        }
+        // SDM BSWAP: "When the BSWAP instruction references a 16-bit
+        // register, the result is undefined."
+        M::Bswap if insn.op0_register().size() == 2 => {
+            undefined_dest(case, insn, &mut u);
+            u.rule = "BSWAP r16: result undefined";
+        }
+        // Everything else in the suite defines every flag it writes (ADD,
+        // ADC, SUB, SBB, CMP, NEG, INC, DEC, XADD, CMPXCHG, POPCNT, SAHF,
+        // CLC/STC/CMC) or writes none (NOT, MOV*, LEA, XCHG, CMOVcc,
+        // SETcc, CBW..CQO, LAHF).
+        _ => {}
+    }
+    u
+}
+
+/// The undefined parts of a case's result, instruction after
+/// instruction: a flag an instruction writes replaces what was undefined
+/// before (its own rule then says whether the new value is defined);
+/// LAHF copies undefined flags into AH.
+///
+/// (An instruction that may write nothing, such as a shift by 0, counts as
+/// writing its flags; the generator only puts such instructions first,
+/// where every flag is defined, so this never hides an undefined one.)
+pub fn undefined(case: &Case) -> Undefined {
+    let mut all = Undefined::default();
+    for insn in &case.insns {
+        let u = undefined_insn(case, insn);
+        let written = from_iced_rflags(insn.rflags_modified());
+        if insn.mnemonic() == Mnemonic::Lahf && all.flags != 0 && all.reg.is_none() {
+            all.reg = Some((0, (all.flags & 0xd5) << 8));
+            all.rule = "LAHF of undefined flags";
+        }
+        all.flags = (all.flags & !written) | u.flags;
+        if u.reg.is_some() {
+            all.reg = u.reg;
+        }
+        if u.mem.is_some() {
+            all.mem = u.mem;
+        }
+        if !u.rule.is_empty() {
+            all.rule = u.rule;
+        }
+    }
+    all
+}
+
+/// An understood divergence between the interpreter and the oracle.
+pub struct Known {
+    pub mnemonic: Mnemonic,
+    /// Describes `applies` precisely.
+    pub condition: &'static str,
+    pub reason: &'static str,
+    /// Does the entry explain this case's divergence? Gets the case, the
+    /// oracle's outcome and the interpreter's.
+    pub applies: fn(&Case, &Outcome, &Outcome) -> bool,
+}
+
+impl std::fmt::Debug for Known {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:?} when {}: {}",
+            self.mnemonic, self.condition, self.reason
+        )
+    }
+}
+
+/// Divergences that are understood and not (yet) fixed. An entry names
+/// one mnemonic (or, with `Mnemonic::INVALID`, any mnemonic with a memory
+/// operand: these are addressing rules, not instruction semantics).
+pub const KNOWN: &[Known] = &[];
+// (Fixed: 64-bit mode ignores ES/CS/SS/DS prefixes, so a non-canonical
+// operand faults by the default segment — cpu/src/memory.rs, operand_lin.
+// The pinned regression cases in the generator keep it fixed.)
+
+fn exception_vectors(oracle: &Outcome, tcg: &Outcome) -> Option<(u8, u8)> {
+    Some((oracle.exception?.vector, tcg.exception?.vector))
+}
+
+fn crosses_canonical_boundary(case: &Case, oracle: &Outcome, tcg: &Outcome) -> bool {
+    const HOLE: u64 = 0x0000_8000_0000_0000;
+    let crosses = case
+        .mem
+        .is_some_and(|m| m.addr < HOLE && m.addr + u64::from(m.size) > HOLE);
+    let oracle_pf_at_hole = oracle
+        .exception
+        .is_some_and(|e| e.vector == 14 && e.cr2 == HOLE);
+    let tcg_canonical_fault = tcg
+        .exception
+        .is_some_and(|e| (e.vector == 13 || e.vector == 12) && e.error_code == 0);
+    crosses && oracle_pf_at_hole && tcg_canonical_fault
+}
+
+/// 48-bit canonical: bits 63..47 all equal.
+fn canonical(a: u64) -> bool {
+    ((a as i64) << 16 >> 16) as u64 == a
+}
+
+/// A way the oracle is known not to be the CPU: on such a case the
+/// outcome is the host hypervisor's, and the case counts as "oracle
+/// unavailable" (neither pass nor fail).
+pub struct Artifact {
+    pub condition: &'static str,
+    pub reason: &'static str,
+    pub applies: fn(&Case, &Outcome, &Outcome) -> bool,
+}
+
+impl std::fmt::Debug for Artifact {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.condition, self.reason)
+    }
+}
+
+/// kvm-pvm intercepts a #GP raised by ring-3 guest code and hands the
+/// instruction to KVM's instruction emulator, which re-executes it and
+/// decides what the guest gets. Where that emulator is not the CPU, the
+/// oracle's answer is the emulator's. Evidence (the pinned cases of
+/// `gen::regressions`): POPCNT with a non-canonical operand gets #UD (the
+/// emulator does not implement POPCNT), while the same POPCNT with an
+/// RBP base gets #SS (not intercepted: no emulation, the CPU's answer).
+pub const PVM_ARTIFACTS: &[Artifact] = &[
+    Artifact {
+        condition: "kvm-pvm: oracle #UD where ringside raises #GP(0) or #SS(0) on a \
+                    non-canonical operand of a valid instruction",
+        reason: "the CPU raised #GP, kvm-pvm handed it to KVM's instruction emulator, \
+                 which does not implement this instruction (e.g. POPCNT, LZCNT, TZCNT) \
+                 and injected #UD",
+        applies: emulator_ud_for_gp,
+    },
+    Artifact {
+        condition: "kvm-pvm: operand crossing 0x0000_8000_0000_0000 (first byte \
+                    canonical, last not): oracle #PF with CR2 = 0x0000_8000_0000_0000 \
+                    where ringside raises #GP(0)/#SS(0)",
+        reason: "the CPU raised #GP (for POPCNT, which KVM's emulator cannot run, the \
+                 guest gets #UD there), then KVM's emulator re-executed the instruction, \
+                 checked canonicality of the first byte only and faulted on the page \
+                 walk of the non-canonical part",
+        applies: crosses_canonical_boundary,
+    },
+];
+
+fn emulator_ud_for_gp(case: &Case, oracle: &Outcome, tcg: &Outcome) -> bool {
+    let non_canonical = case.mem.is_some_and(|m| {
+        !canonical(m.addr) || !canonical(m.addr.wrapping_add(u64::from(m.size) - 1))
+    });
+    let valid = case.insns.iter().all(|i| !i.is_invalid());
+    let gp_or_ss = matches!(exception_vectors(oracle, tcg), Some((6, 12 | 13)));
+    non_canonical && valid && gp_or_ss
+}
+
+/// The artifact of the oracle (`pvm`: it is kvm-pvm) that explains a
+/// divergence, if any.
+pub fn oracle_artifact(
+    pvm: bool,
+    case: &Case,
+    oracle: &Outcome,
+    tcg: &Outcome,
+) -> Option<&'static Artifact> {
+    if !pvm {
+        return None;
+    }
+    PVM_ARTIFACTS
+        .iter()
+        .find(|a| (a.applies)(case, oracle, tcg))
+}
+
+/// The entry of [`KNOWN`] that explains a divergence, if any.
+pub fn known(case: &Case, oracle: &Outcome, tcg: &Outcome) -> Option<&'static Known> {
+    let m = case.insns.first()?.mnemonic();
+    let has_mem = case.mem.is_some();
+    KNOWN.iter().find(|k| {
+        (k.mnemonic == m || (k.mnemonic == Mnemonic::INVALID && has_mem))
+            && (k.applies)(case, oracle, tcg)
+    })
+}
