@@ -207,27 +207,35 @@ impl Machine {
                 deadline,
                 insn_limit: self.max_insns,
             };
-            match self.accel.run(&mut self.platform, slice)? {
-                VcpuExit::Stopped => {
-                    // The device holds QEMU's status, (v << 1) | 1.
-                    if let Some(status) = self.platform.board.exit_request() {
-                        return Ok(RunEnd::GuestExit { value: status >> 1 });
-                    }
-                }
-                VcpuExit::SliceEnd => {}
-                VcpuExit::InsnLimit => {
-                    return Ok(RunEnd::InsnLimit {
-                        limit: self.max_insns.unwrap_or(0),
-                    })
-                }
-                VcpuExit::Shutdown { reason } => return Ok(RunEnd::TripleFault { detail: reason }),
-                VcpuExit::HostLimit { detail } => return Ok(RunEnd::HostLimit { detail }),
+            let end = match self.accel.run(&mut self.platform, slice)? {
                 VcpuExit::Hlt { interrupts_enabled } => {
-                    if let Some(end) = self.wait_for_interrupt(interrupts_enabled, hard_deadline)? {
-                        return Ok(end);
-                    }
+                    self.wait_for_interrupt(interrupts_enabled, hard_deadline)?
                 }
+                exit => self.end_of(exit),
+            };
+            if let Some(end) = end {
+                return Ok(end);
             }
+        }
+    }
+
+    /// What a vCPU exit other than HLT means for the run: `Some(end)` when
+    /// it is over. (HLT needs waiting, which `run` and the debugger's
+    /// piecewise runs do differently.)
+    fn end_of(&self, exit: VcpuExit) -> Option<RunEnd> {
+        match exit {
+            // The device holds QEMU's status, (v << 1) | 1.
+            VcpuExit::Stopped => self
+                .platform
+                .board
+                .exit_request()
+                .map(|status| RunEnd::GuestExit { value: status >> 1 }),
+            VcpuExit::SliceEnd | VcpuExit::Hlt { .. } => None,
+            VcpuExit::InsnLimit => Some(RunEnd::InsnLimit {
+                limit: self.max_insns.unwrap_or(0),
+            }),
+            VcpuExit::Shutdown { reason } => Some(RunEnd::TripleFault { detail: reason }),
+            VcpuExit::HostLimit { detail } => Some(RunEnd::HostLimit { detail }),
         }
     }
 
@@ -311,21 +319,11 @@ impl Machine {
     /// `Some(end)` when it is over.
     fn piece_end(&mut self, exit: VcpuExit) -> Option<RunEnd> {
         match exit {
-            VcpuExit::Stopped => self
-                .platform
-                .board
-                .exit_request()
-                .map(|status| RunEnd::GuestExit { value: status >> 1 }),
-            VcpuExit::SliceEnd => None,
-            VcpuExit::InsnLimit => Some(RunEnd::InsnLimit {
-                limit: self.max_insns.unwrap_or(0),
-            }),
-            VcpuExit::Shutdown { reason } => Some(RunEnd::TripleFault { detail: reason }),
-            VcpuExit::HostLimit { detail } => Some(RunEnd::HostLimit { detail }),
             VcpuExit::Hlt { interrupts_enabled } => {
                 self.halted = Some(interrupts_enabled);
                 (!interrupts_enabled).then(|| self.dead_halt())
             }
+            exit => self.end_of(exit),
         }
     }
 
