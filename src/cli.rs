@@ -1,4 +1,4 @@
-//! The command line: `ringside run | info | bench | tui`.
+//! The command line: `ringside run | info | bench | tui | isa`.
 //!
 //! QEMU's single-dash spellings (`-kernel`, `-append`, `-initrd`, `-accel`)
 //! are accepted by rewriting them to their double-dash forms before clap
@@ -62,6 +62,36 @@ pub enum Command {
     /// --timeout), paused at its first instruction. Press ? for the keys.
     /// Exits with the guest's status if its run ended, 0 if you quit first.
     Tui(RunArgs),
+    /// Report how much of the x86 instruction set ringside implements.
+    ///
+    /// With --coverage: every iced-x86 instruction Code (all encodings,
+    /// 16/32/64-bit) grouped by family (its first CPUID feature, e.g.
+    /// INTEL386, X64, SSE2, FPU, AVX), split into implemented and
+    /// differentially tested against the host CPU (`#` in the bar),
+    /// implemented but untested (`+`), and not implemented (`.`).
+    /// Families are sorted by size; the last row is the total.
+    #[command(after_long_help = ISA_EXAMPLES)]
+    Isa(IsaArgs),
+}
+
+/// Examples for `ringside isa --help`.
+const ISA_EXAMPLES: &str = "\
+Examples:
+  ringside isa --coverage
+  ringside isa --coverage --json | jq .totals";
+
+/// Options of `ringside isa`.
+#[derive(Debug, Args, Clone)]
+pub struct IsaArgs {
+    /// Print the coverage report (the only report so far; required).
+    #[arg(long, required = true)]
+    pub coverage: bool,
+    /// Print the report as one JSON object instead of a table: families
+    /// (family, total, tested, implemented_untested, not_implemented),
+    /// totals, and tested_not_implemented (Codes the differential tester
+    /// covers but the interpreter lacks; should be empty).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Options of `ringside run`.

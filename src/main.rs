@@ -4,6 +4,7 @@ mod bench;
 mod boot;
 mod cli;
 mod info;
+mod isa;
 mod machine;
 mod status;
 mod trace;
@@ -33,6 +34,7 @@ fn main() -> ExitCode {
         Command::Info => info::print(),
         Command::Bench(args) => bench::run(&args),
         Command::Tui(args) => tui_cmd::run(&args),
+        Command::Isa(args) => isa::run(&args),
     };
     ExitCode::from(status as u8)
 }

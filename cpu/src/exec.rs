@@ -708,6 +708,22 @@ pub(crate) fn select(insn: &Instruction) -> Sel {
     }
 }
 
+/// Does [`select`] give `insn` a real handler, rather than
+/// `misc::unimplemented` (or `sys` for a system instruction that
+/// `system::exec` would answer with #UD)? The same decisions as
+/// [`select`], made without executing anything: the coverage report
+/// ([`crate::coverage`]) is built on it. A decoding that is #UD by
+/// architecture (`insn.is_invalid()`) is not an implemented instruction.
+pub(crate) fn is_implemented(insn: &Instruction) -> bool {
+    if insn.is_invalid() {
+        false
+    } else if is_system(insn) {
+        crate::system::handler_for(insn.code()).is_some()
+    } else {
+        select_core(insn).is_some()
+    }
+}
+
 /// The general-purpose integer instructions.
 fn select_core(insn: &Instruction) -> Option<Handler> {
     use Code as C;

@@ -4,11 +4,13 @@
 //! * [`fault`]: exceptions as values.
 //! * [`platform`]: what the CPU needs from the machine (I/O, interrupts, time).
 //! * [`event`]: the trace/trap event stream.
+//! * [`coverage`]: which iced-x86 `Code`s the interpreter implements.
 //! * the interpreter: decode (iced-x86) → decoded-block cache → one semantic
 //!   function per instruction family, shared with the future JIT.
 
 #[cfg(test)]
 mod core_tests;
+pub mod coverage;
 pub mod cpu;
 mod decode;
 pub mod event;

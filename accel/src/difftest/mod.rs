@@ -85,6 +85,13 @@ use iced_x86::Code;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
+/// The Codes the differential generator makes cases for: exactly the
+/// Codes of [`gen::forms`] (any run of at least that many cases covers
+/// each of them). For the ISA coverage report.
+pub fn tested_codes() -> BTreeSet<Code> {
+    gen::forms().into_iter().map(|f| f.code).collect()
+}
+
 /// The seed used when none is given: fixed, so CI runs are reproducible;
 /// set `RINGSIDE_DIFFTEST_SEED` to explore others.
 pub const DEFAULT_SEED: u64 = 0x5249_4e47_5349_4445; // "RINGSIDE"

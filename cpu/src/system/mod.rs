@@ -55,133 +55,162 @@ use iced_x86::{Code, Instruction};
 
 /// Execute one system instruction. `cpu.state.rip` already holds the next
 /// RIP; on `Err` the core restores RIP to the instruction and delivers the
-/// fault. Anything not listed here is #UD.
+/// fault. Anything [`handler_for`] does not know is #UD.
 pub(crate) fn exec(
     cpu: &mut Cpu,
     plat: &mut dyn Platform,
     insn: &Instruction,
 ) -> Result<(), Fault> {
+    match handler_for(insn.code()) {
+        Some(handler) => handler(cpu, plat, insn),
+        None => Err(Fault::UD),
+    }
+}
+
+/// The semantic function of one system instruction.
+pub(crate) type SysHandler = fn(&mut Cpu, &mut dyn Platform, &Instruction) -> Result<(), Fault>;
+
+/// The handler of a system-instruction [`Code`], `None` if ringside does
+/// not implement it (executing it raises #UD). A pure table lookup: both
+/// [`exec`] and the coverage query ([`crate::coverage`]) use it, so the
+/// report cannot drift from what runs.
+// Every arm is a closure over the same three parameters; not every
+// handler needs all of them.
+#[allow(unused_variables)]
+pub(crate) fn handler_for(code: Code) -> Option<SysHandler> {
     use Code as C;
-    match insn.code() {
+    let handler: SysHandler = match code {
         // ---- segment registers ----
         C::Mov_Sreg_rm16 | C::Mov_Sreg_r32m16 | C::Mov_Sreg_r64m16 => {
-            segment::mov_to_sreg(cpu, plat, insn)
+            |cpu, plat, insn| segment::mov_to_sreg(cpu, plat, insn)
         }
         C::Mov_rm16_Sreg | C::Mov_r32m16_Sreg | C::Mov_r64m16_Sreg => {
-            segment::mov_from_sreg(cpu, plat, insn)
+            |cpu, plat, insn| segment::mov_from_sreg(cpu, plat, insn)
         }
         C::Pushw_ES | C::Pushw_CS | C::Pushw_SS | C::Pushw_DS | C::Pushw_FS | C::Pushw_GS => {
-            segment::push_sreg(cpu, plat, insn, 2)
+            |cpu, plat, insn| segment::push_sreg(cpu, plat, insn, 2)
         }
         C::Pushd_ES | C::Pushd_CS | C::Pushd_SS | C::Pushd_DS | C::Pushd_FS | C::Pushd_GS => {
-            segment::push_sreg(cpu, plat, insn, 4)
+            |cpu, plat, insn| segment::push_sreg(cpu, plat, insn, 4)
         }
-        C::Pushq_FS | C::Pushq_GS => segment::push_sreg(cpu, plat, insn, 8),
+        C::Pushq_FS | C::Pushq_GS => |cpu, plat, insn| segment::push_sreg(cpu, plat, insn, 8),
         C::Popw_ES | C::Popw_SS | C::Popw_DS | C::Popw_FS | C::Popw_GS => {
-            segment::pop_sreg(cpu, plat, insn, 2)
+            |cpu, plat, insn| segment::pop_sreg(cpu, plat, insn, 2)
         }
         C::Popd_ES | C::Popd_SS | C::Popd_DS | C::Popd_FS | C::Popd_GS => {
-            segment::pop_sreg(cpu, plat, insn, 4)
+            |cpu, plat, insn| segment::pop_sreg(cpu, plat, insn, 4)
         }
-        C::Popq_FS | C::Popq_GS => segment::pop_sreg(cpu, plat, insn, 8),
+        C::Popq_FS | C::Popq_GS => |cpu, plat, insn| segment::pop_sreg(cpu, plat, insn, 8),
         C::Lds_r16_m1616
         | C::Les_r16_m1616
         | C::Lfs_r16_m1616
         | C::Lgs_r16_m1616
-        | C::Lss_r16_m1616 => segment::load_far_pointer(cpu, plat, insn, 2),
+        | C::Lss_r16_m1616 => |cpu, plat, insn| segment::load_far_pointer(cpu, plat, insn, 2),
         C::Lds_r32_m1632
         | C::Les_r32_m1632
         | C::Lfs_r32_m1632
         | C::Lgs_r32_m1632
-        | C::Lss_r32_m1632 => segment::load_far_pointer(cpu, plat, insn, 4),
+        | C::Lss_r32_m1632 => |cpu, plat, insn| segment::load_far_pointer(cpu, plat, insn, 4),
         C::Lfs_r64_m1664 | C::Lgs_r64_m1664 | C::Lss_r64_m1664 => {
-            segment::load_far_pointer(cpu, plat, insn, 8)
+            |cpu, plat, insn| segment::load_far_pointer(cpu, plat, insn, 8)
         }
 
         // ---- far transfers ----
         C::Jmp_ptr1616 | C::Jmp_ptr1632 | C::Jmp_m1616 | C::Jmp_m1632 | C::Jmp_m1664 => {
-            far::far_jmp_call(cpu, plat, insn, false)
+            |cpu, plat, insn| far::far_jmp_call(cpu, plat, insn, false)
         }
         C::Call_ptr1616 | C::Call_ptr1632 | C::Call_m1616 | C::Call_m1632 | C::Call_m1664 => {
-            far::far_jmp_call(cpu, plat, insn, true)
+            |cpu, plat, insn| far::far_jmp_call(cpu, plat, insn, true)
         }
-        C::Retfw | C::Retfw_imm16 => far::retf(cpu, plat, insn, 2),
-        C::Retfd | C::Retfd_imm16 => far::retf(cpu, plat, insn, 4),
-        C::Retfq | C::Retfq_imm16 => far::retf(cpu, plat, insn, 8),
-        C::Iretw => far::iret(cpu, plat, 2),
-        C::Iretd => far::iret(cpu, plat, 4),
-        C::Iretq => far::iret(cpu, plat, 8),
+        C::Retfw | C::Retfw_imm16 => |cpu, plat, insn| far::retf(cpu, plat, insn, 2),
+        C::Retfd | C::Retfd_imm16 => |cpu, plat, insn| far::retf(cpu, plat, insn, 4),
+        C::Retfq | C::Retfq_imm16 => |cpu, plat, insn| far::retf(cpu, plat, insn, 8),
+        C::Iretw => |cpu, plat, insn| far::iret(cpu, plat, 2),
+        C::Iretd => |cpu, plat, insn| far::iret(cpu, plat, 4),
+        C::Iretq => |cpu, plat, insn| far::iret(cpu, plat, 8),
 
         // ---- software interrupts ----
-        C::Int_imm8 => interrupt::int_n(cpu, plat, insn.immediate8()),
-        C::Int3 => interrupt::int3(cpu, plat),
-        C::Into => interrupt::into(cpu, plat),
-        C::Int1 => interrupt::int1(cpu, plat),
+        C::Int_imm8 => |cpu, plat, insn| interrupt::int_n(cpu, plat, insn.immediate8()),
+        C::Int3 => |cpu, plat, insn| interrupt::int3(cpu, plat),
+        C::Into => |cpu, plat, insn| interrupt::into(cpu, plat),
+        C::Int1 => |cpu, plat, insn| interrupt::int1(cpu, plat),
 
         // ---- fast system calls ----
-        C::Syscall => syscall::syscall(cpu),
-        C::Sysretd => syscall::sysret(cpu, false),
-        C::Sysretq => syscall::sysret(cpu, true),
-        C::Sysenter => syscall::sysenter(cpu),
-        C::Sysexitd => syscall::sysexit(cpu, false),
-        C::Sysexitq => syscall::sysexit(cpu, true),
-        C::Swapgs => syscall::swapgs(cpu),
+        C::Syscall => |cpu, plat, insn| syscall::syscall(cpu),
+        C::Sysretd => |cpu, plat, insn| syscall::sysret(cpu, false),
+        C::Sysretq => |cpu, plat, insn| syscall::sysret(cpu, true),
+        C::Sysenter => |cpu, plat, insn| syscall::sysenter(cpu),
+        C::Sysexitd => |cpu, plat, insn| syscall::sysexit(cpu, false),
+        C::Sysexitq => |cpu, plat, insn| syscall::sysexit(cpu, true),
+        C::Swapgs => |cpu, plat, insn| syscall::swapgs(cpu),
 
         // ---- flags ----
-        C::Cli => flags::cli(cpu),
-        C::Sti => flags::sti(cpu),
-        C::Pushfw => flags::pushf(cpu, plat, 2),
-        C::Pushfd => flags::pushf(cpu, plat, 4),
-        C::Pushfq => flags::pushf(cpu, plat, 8),
-        C::Popfw => flags::popf(cpu, plat, 2),
-        C::Popfd => flags::popf(cpu, plat, 4),
-        C::Popfq => flags::popf(cpu, plat, 8),
+        C::Cli => |cpu, plat, insn| flags::cli(cpu),
+        C::Sti => |cpu, plat, insn| flags::sti(cpu),
+        C::Pushfw => |cpu, plat, insn| flags::pushf(cpu, plat, 2),
+        C::Pushfd => |cpu, plat, insn| flags::pushf(cpu, plat, 4),
+        C::Pushfq => |cpu, plat, insn| flags::pushf(cpu, plat, 8),
+        C::Popfw => |cpu, plat, insn| flags::popf(cpu, plat, 2),
+        C::Popfd => |cpu, plat, insn| flags::popf(cpu, plat, 4),
+        C::Popfq => |cpu, plat, insn| flags::popf(cpu, plat, 8),
 
         // ---- control and debug registers ----
-        C::Mov_cr_r32 | C::Mov_cr_r64 => control::mov_to_cr(cpu, plat, insn),
-        C::Mov_r32_cr | C::Mov_r64_cr => control::mov_from_cr(cpu, insn),
-        C::Mov_dr_r32 | C::Mov_dr_r64 => control::mov_to_dr(cpu, insn),
-        C::Mov_r32_dr | C::Mov_r64_dr => control::mov_from_dr(cpu, insn),
-        C::Clts => control::clts(cpu, plat),
-        C::Lmsw_rm16 | C::Lmsw_r32m16 | C::Lmsw_r64m16 => control::lmsw(cpu, plat, insn),
-        C::Smsw_rm16 | C::Smsw_r32m16 | C::Smsw_r64m16 => control::smsw(cpu, plat, insn),
-        C::Xgetbv => control::xgetbv(cpu),
-        C::Xsetbv => control::xsetbv(cpu),
-        C::Rdmsr => msr::rdmsr(cpu, plat),
-        C::Wrmsr => msr::wrmsr(cpu, plat),
+        C::Mov_cr_r32 | C::Mov_cr_r64 => |cpu, plat, insn| control::mov_to_cr(cpu, plat, insn),
+        C::Mov_r32_cr | C::Mov_r64_cr => |cpu, plat, insn| control::mov_from_cr(cpu, insn),
+        C::Mov_dr_r32 | C::Mov_dr_r64 => |cpu, plat, insn| control::mov_to_dr(cpu, insn),
+        C::Mov_r32_dr | C::Mov_r64_dr => |cpu, plat, insn| control::mov_from_dr(cpu, insn),
+        C::Clts => |cpu, plat, insn| control::clts(cpu, plat),
+        C::Lmsw_rm16 | C::Lmsw_r32m16 | C::Lmsw_r64m16 => {
+            |cpu, plat, insn| control::lmsw(cpu, plat, insn)
+        }
+        C::Smsw_rm16 | C::Smsw_r32m16 | C::Smsw_r64m16 => {
+            |cpu, plat, insn| control::smsw(cpu, plat, insn)
+        }
+        C::Xgetbv => |cpu, plat, insn| control::xgetbv(cpu),
+        C::Xsetbv => |cpu, plat, insn| control::xsetbv(cpu),
+        C::Rdmsr => |cpu, plat, insn| msr::rdmsr(cpu, plat),
+        C::Wrmsr => |cpu, plat, insn| msr::wrmsr(cpu, plat),
 
         // ---- descriptor tables ----
         C::Lgdt_m1632_16 | C::Lgdt_m1632 | C::Lgdt_m1664 => {
-            desc_table::lgdt_lidt(cpu, plat, insn, false)
+            |cpu, plat, insn| desc_table::lgdt_lidt(cpu, plat, insn, false)
         }
         C::Lidt_m1632_16 | C::Lidt_m1632 | C::Lidt_m1664 => {
-            desc_table::lgdt_lidt(cpu, plat, insn, true)
+            |cpu, plat, insn| desc_table::lgdt_lidt(cpu, plat, insn, true)
         }
         C::Sgdt_m1632_16 | C::Sgdt_m1632 | C::Sgdt_m1664 => {
-            desc_table::sgdt_sidt(cpu, plat, insn, false)
+            |cpu, plat, insn| desc_table::sgdt_sidt(cpu, plat, insn, false)
         }
         C::Sidt_m1632_16 | C::Sidt_m1632 | C::Sidt_m1664 => {
-            desc_table::sgdt_sidt(cpu, plat, insn, true)
+            |cpu, plat, insn| desc_table::sgdt_sidt(cpu, plat, insn, true)
         }
-        C::Lldt_rm16 | C::Lldt_r32m16 | C::Lldt_r64m16 => desc_table::lldt(cpu, plat, insn),
-        C::Ltr_rm16 | C::Ltr_r32m16 | C::Ltr_r64m16 => desc_table::ltr(cpu, plat, insn),
+        C::Lldt_rm16 | C::Lldt_r32m16 | C::Lldt_r64m16 => {
+            |cpu, plat, insn| desc_table::lldt(cpu, plat, insn)
+        }
+        C::Ltr_rm16 | C::Ltr_r32m16 | C::Ltr_r64m16 => {
+            |cpu, plat, insn| desc_table::ltr(cpu, plat, insn)
+        }
         C::Sldt_rm16 | C::Sldt_r32m16 | C::Sldt_r64m16 => {
-            desc_table::sldt_str(cpu, plat, insn, false)
+            |cpu, plat, insn| desc_table::sldt_str(cpu, plat, insn, false)
         }
-        C::Str_rm16 | C::Str_r32m16 | C::Str_r64m16 => desc_table::sldt_str(cpu, plat, insn, true),
+        C::Str_rm16 | C::Str_r32m16 | C::Str_r64m16 => {
+            |cpu, plat, insn| desc_table::sldt_str(cpu, plat, insn, true)
+        }
         C::Lar_r16_rm16 | C::Lar_r32_r32m16 | C::Lar_r64_r64m16 => {
-            desc_table::lar_lsl(cpu, plat, insn, false)
+            |cpu, plat, insn| desc_table::lar_lsl(cpu, plat, insn, false)
         }
         C::Lsl_r16_rm16 | C::Lsl_r32_r32m16 | C::Lsl_r64_r64m16 => {
-            desc_table::lar_lsl(cpu, plat, insn, true)
+            |cpu, plat, insn| desc_table::lar_lsl(cpu, plat, insn, true)
         }
         C::Verr_rm16 | C::Verr_r32m16 | C::Verr_r64m16 => {
-            desc_table::verr_verw(cpu, plat, insn, false)
+            |cpu, plat, insn| desc_table::verr_verw(cpu, plat, insn, false)
         }
         C::Verw_rm16 | C::Verw_r32m16 | C::Verw_r64m16 => {
-            desc_table::verr_verw(cpu, plat, insn, true)
+            |cpu, plat, insn| desc_table::verr_verw(cpu, plat, insn, true)
         }
-        C::Arpl_rm16_r16 | C::Arpl_r32m16_r32 => desc_table::arpl(cpu, plat, insn),
+        C::Arpl_rm16_r16 | C::Arpl_r32m16_r32 => {
+            |cpu, plat, insn| desc_table::arpl(cpu, plat, insn)
+        }
 
         // ---- I/O ----
         C::In_AL_imm8
@@ -189,26 +218,31 @@ pub(crate) fn exec(
         | C::In_EAX_imm8
         | C::In_AL_DX
         | C::In_AX_DX
-        | C::In_EAX_DX => io::in_(cpu, plat, insn),
+        | C::In_EAX_DX => |cpu, plat, insn| io::in_(cpu, plat, insn),
         C::Out_imm8_AL
         | C::Out_imm8_AX
         | C::Out_imm8_EAX
         | C::Out_DX_AL
         | C::Out_DX_AX
-        | C::Out_DX_EAX => io::out(cpu, plat, insn),
-        C::Insb_m8_DX | C::Insw_m16_DX | C::Insd_m32_DX => io::ins(cpu, plat, insn),
-        C::Outsb_DX_m8 | C::Outsw_DX_m16 | C::Outsd_DX_m32 => io::outs(cpu, plat, insn),
+        | C::Out_DX_EAX => |cpu, plat, insn| io::out(cpu, plat, insn),
+        C::Insb_m8_DX | C::Insw_m16_DX | C::Insd_m32_DX => {
+            |cpu, plat, insn| io::ins(cpu, plat, insn)
+        }
+        C::Outsb_DX_m8 | C::Outsw_DX_m16 | C::Outsd_DX_m32 => {
+            |cpu, plat, insn| io::outs(cpu, plat, insn)
+        }
 
         // ---- identification, time, caches, halt ----
-        C::Cpuid => cpuid::exec_cpuid(cpu),
-        C::Rdtsc => misc::rdtsc(cpu, plat, false),
-        C::Rdtscp => misc::rdtsc(cpu, plat, true),
-        C::Hlt => misc::hlt(cpu),
-        C::Invlpg_m => misc::invlpg(cpu, insn),
-        C::Wbinvd | C::Invd => misc::wbinvd(cpu),
+        C::Cpuid => |cpu, plat, insn| cpuid::exec_cpuid(cpu),
+        C::Rdtsc => |cpu, plat, insn| misc::rdtsc(cpu, plat, false),
+        C::Rdtscp => |cpu, plat, insn| misc::rdtsc(cpu, plat, true),
+        C::Hlt => |cpu, plat, insn| misc::hlt(cpu),
+        C::Invlpg_m => |cpu, plat, insn| misc::invlpg(cpu, insn),
+        C::Wbinvd | C::Invd => |cpu, plat, insn| misc::wbinvd(cpu),
 
-        _ => Err(Fault::UD),
-    }
+        _ => return None,
+    };
+    Some(handler)
 }
 
 // ---- mode and privilege predicates shared by the handlers ----
