@@ -143,13 +143,11 @@ impl Machine {
         let boot = boot::load(&ram, &layout, &cfg.boot)?;
 
         let mut accel: Box<dyn Accelerator> = match cfg.accel {
-            AccelKind::Tcg => {
-                let mut t = accel::tcg::TcgAccel::new(ram.clone(), layout);
-                t.set_trace(cfg.trace);
-                Box::new(t)
-            }
+            AccelKind::Tcg => Box::new(accel::tcg::TcgAccel::new(ram.clone(), layout)),
             AccelKind::Kvm => Box::new(accel::kvm::KvmAccel::new(ram.clone(), layout)?),
         };
+        // Each backend reports what it can see (KVM: port and MMIO exits).
+        accel.set_trace(cfg.trace);
         accel.set_state(&boot.state)?;
         if cfg.trace != TraceFlags::default() {
             eprintln!(

@@ -145,8 +145,12 @@ pub(crate) fn run_loop(cpu: &mut Cpu, plat: &mut dyn Platform, budget: u64) -> C
             }
             // One-instruction-at-a-time cases: an interrupt shadow (so the
             // window opens right after the next instruction),
-            // single-stepping, execution tracing.
-            if cpu.state.intr.shadow || cpu.trace.exec || cpu.state.rflags & rflags::TF != 0 {
+            // single-stepping, RF to clear after the next instruction,
+            // execution tracing.
+            if cpu.state.intr.shadow
+                || cpu.trace.exec
+                || cpu.state.rflags & (rflags::TF | rflags::RF) != 0
+            {
                 prev = None;
                 left -= 1;
                 let r = step_insn(cpu, plat);
@@ -254,6 +258,7 @@ fn step_insn(cpu: &mut Cpu, plat: &mut dyn Platform) -> Option<CpuExit> {
     cpu.stats.uncached_steps += 1;
     let shadow = cpu.state.intr.shadow;
     let tf = cpu.state.rflags & rflags::TF != 0;
+    let rf = cpu.state.rflags & rflags::RF != 0;
     let insn = match cpu.fetch_decode(plat) {
         Ok(i) => i,
         Err(f) => return deliver_fault(cpu, plat, f),
@@ -278,6 +283,18 @@ fn step_insn(cpu: &mut Cpu, plat: &mut dyn Platform) -> Option<CpuExit> {
     match (sel.handler)(cpu, plat, &insn) {
         Ok(()) => {
             cpu.retired += 1;
+            // RF (set in fault frames so IRET can restart an instruction
+            // without re-triggering its breakpoint) is cleared once an
+            // instruction completes; IRET itself loads RF from the frame
+            // (SDM Vol. 3B, 17.3.1.1).
+            if rf
+                && !matches!(
+                    insn.mnemonic(),
+                    Mnemonic::Iret | Mnemonic::Iretd | Mnemonic::Iretq
+                )
+            {
+                cpu.state.rflags &= !rflags::RF;
+            }
             if tf {
                 cpu.state.dr[6] |= DR6_BS;
                 let r = cpu.raise_exception(plat, Fault::DB);

@@ -237,3 +237,30 @@ fn fault_is_delivered_with_rip_on_the_instruction() {
     });
     assert_eq!(m.gpr(2) & 0xffff, 2, "IP of the DIV (after the 2-byte XOR)");
 }
+
+#[test]
+fn rf_is_cleared_after_the_next_instruction() {
+    // RF comes back set from a fault frame through IRET; it must not
+    // outlive the restarted instruction (it would leak into later frames,
+    // PUSHF images aside, and into R11 on SYSCALL).
+    let mut m = Machine::long64();
+    m.load(|a| {
+        a.mov(eax, 1u32).unwrap();
+        a.mov(eax, 2u32).unwrap();
+        a.hlt().unwrap();
+    });
+    m.cpu.set_rflags(0x2 | rflags::RF);
+    assert_eq!(m.cpu.step(&mut m.plat), CpuExit::Budget);
+    assert_eq!(m.cpu.rflags() & rflags::RF, 0, "cleared by step()");
+
+    let mut m = Machine::long64();
+    m.load(|a| {
+        a.mov(eax, 1u32).unwrap();
+        a.mov(eax, 2u32).unwrap();
+        a.hlt().unwrap();
+    });
+    m.cpu.set_rflags(0x2 | rflags::RF);
+    assert_eq!(m.run(), CpuExit::Halted);
+    assert_eq!(m.gpr(0), 2);
+    assert_eq!(m.cpu.rflags() & rflags::RF, 0, "cleared by run()");
+}
