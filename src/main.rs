@@ -16,6 +16,8 @@ use machine::{Machine, MachineConfig, MachineError};
 use status::code;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
+/// Thousands separators for counts ("1,234,567"), shared with the TUI.
+pub use tui::screen::group;
 
 fn main() -> ExitCode {
     restore_sigpipe();
@@ -153,28 +155,4 @@ fn summary(m: &Machine, end: &status::RunEnd, wall: Duration) -> String {
         parts.push(format!("exits: {}", exits.join(", ")));
     }
     parts.join(" · ")
-}
-
-/// 1234567 → "1,234,567".
-pub fn group(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn grouping() {
-        assert_eq!(super::group(0), "0");
-        assert_eq!(super::group(999), "999");
-        assert_eq!(super::group(1000), "1,000");
-        assert_eq!(super::group(1234567), "1,234,567");
-    }
 }

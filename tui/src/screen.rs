@@ -183,3 +183,14 @@ pub fn draw(frame: &mut Frame, snap: &Snapshot) {
         panes::help::render(frame, frame.area());
     }
 }
+
+#[cfg(test)]
+mod group_tests {
+    #[test]
+    fn grouping() {
+        assert_eq!(super::group(0), "0");
+        assert_eq!(super::group(999), "999");
+        assert_eq!(super::group(1000), "1,000");
+        assert_eq!(super::group(1234567), "1,234,567");
+    }
+}
