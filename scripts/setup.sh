@@ -19,4 +19,16 @@ if [ "$status" -ne 1 ]; then
     exit 1
 fi
 echo >&2
+# The virtualization lab: one workload under every mode, side by side.
+modes=none,full,trap-only,para,hw
+if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
+    modes="$modes,kvm"
+fi
+echo "ringside: the page-table workload under every virtualization mode:" >&2
+target/release/ringside compare --kernel images/build/ptupdate.elf --modes "$modes" || {
+    echo "ringside: compare failed" >&2
+    exit 1
+}
+echo >&2
 echo "ringside: ready. Try: target/release/ringside run --kernel images/build/rings.elf --trace int" >&2
+echo "          or:  target/release/ringside tui --kernel images/build/hole.elf --virt trap-only" >&2

@@ -15,39 +15,14 @@
 //! engines rather than their launchers.
 
 use crate::boot::BootConfig;
+use crate::capture::Capture;
 use crate::cli::BenchArgs;
 use crate::machine::{AccelKind, Machine, MachineConfig};
 use crate::status::{code, RunEnd};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// A `Write` into a shared buffer, to capture the guest's serial output.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if let Ok(mut v) = self.0.lock() {
-            v.extend_from_slice(buf);
-        }
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Capture {
-    fn text(&self) -> String {
-        self.0
-            .lock()
-            .map(|v| String::from_utf8_lossy(&v).to_string())
-            .unwrap_or_default()
-    }
-}
 
 /// One row of the table.
 struct Row {
@@ -69,6 +44,8 @@ fn run_ringside(kernel: &Path, append: &str, accel: AccelKind) -> Result<Measure
     let cfg = MachineConfig {
         memory: 256 << 20,
         accel,
+        virt: None,
+        disk: None,
         boot: BootConfig {
             kernel: kernel.to_path_buf(),
             append: Some(append.to_string()),

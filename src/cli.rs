@@ -29,11 +29,14 @@ Exit statuses:
   28   the host KVM could not emulate an instruction (a host limit)
   30   internal ringside error (please report it)
   32   halted waiting for an interrupt that can never come
+  34   the --virt monitor cannot virtualize what the guest did
+  36   --accel lockstep: the interpreter and KVM diverged (report on stderr)
 
 Examples:
   ringside run --kernel images/build/hello.elf --append hi
   ringside run -kernel images/build/rings.elf -accel kvm
   ringside run --kernel images/build/paging.elf --trace int,mmu
+  ringside run --kernel images/build/hello.elf --accel lockstep
   ringside run --kernel boot.bin --flat-addr 0x7c00 --max-insns 1000000";
 
 #[derive(Debug, Parser)]
@@ -72,6 +75,71 @@ pub enum Command {
     /// Families are sorted by size; the last row is the total.
     #[command(after_long_help = ISA_EXAMPLES)]
     Isa(IsaArgs),
+    /// Run one kernel under every virtualization mode and compare the costs.
+    ///
+    /// For each mode (none, full, trap-only, para, hw, kvm) the kernel runs
+    /// as `ringside run --virt MODE` (or `--accel kvm`) would run it; para
+    /// uses the kernel's paravirtual build NAME-pv.elf. Prints guest
+    /// instructions, traps/exits by cause, TLB misses and page-walk
+    /// references, time in the monitor vs the guest, and wall time, then
+    /// bars of traps per mode and references per TLB miss. Exits 0 when
+    /// every mode ran to a clean guest exit with the same checksum, 1
+    /// otherwise.
+    #[command(after_long_help = COMPARE_EXAMPLES)]
+    Compare(CompareArgs),
+}
+
+/// Examples for `ringside compare --help`.
+const COMPARE_EXAMPLES: &str = "\
+Examples:
+  ringside compare --kernel images/build/ptupdate.elf
+  ringside compare --kernel images/build/io-virtio.elf --modes none,full,para,kvm
+  ringside compare --kernel images/build/compute.elf --json | jq '.modes[] | {mode, traps}'
+
+JSON (--json): {kernel, modes: [{mode, kernel, ran, error, status, exit_code,
+checksum, instructions, traps: {total, privileged, sensitive, guest_pf,
+hidden_pf, pt_write, cr3_invlpg, io, mmio, hypercall, hlt, irq_window,
+external_irq, exception, cpuid} | null, kvm_exits: {reason: count} | null,
+tlb_misses, walk_refs, refs_per_miss, monitor_ms, guest_ms, wall_ms}]}.
+A value the mode cannot measure is null (e.g. traps under none).";
+
+/// Options of `ringside compare`.
+#[derive(Debug, Args, Clone)]
+pub struct CompareArgs {
+    /// The kernel (its native build; para runs NAME-pv.elf beside it).
+    #[arg(long, value_name = "FILE")]
+    pub kernel: PathBuf,
+    /// Modes to run, comma-separated, in column order.
+    #[arg(
+        long,
+        value_name = "LIST",
+        value_delimiter = ',',
+        default_value = "none,full,trap-only,para,hw,kvm"
+    )]
+    pub modes: Vec<String>,
+    /// The paravirtual build to run under para (default: NAME-pv.elf).
+    #[arg(long, value_name = "FILE")]
+    pub pv_kernel: Option<PathBuf>,
+    /// Kernel command line.
+    #[arg(long, value_name = "STR")]
+    pub append: Option<String>,
+    /// Guest RAM per run (as `ringside run -m`).
+    #[arg(
+        short = 'm',
+        long = "memory",
+        value_name = "SIZE",
+        default_value = "128M"
+    )]
+    pub memory: String,
+    /// Stop a mode that runs longer than this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 120.0)]
+    pub timeout: f64,
+    /// One JSON object instead of the table (schema below).
+    #[arg(long, conflicts_with = "csv")]
+    pub json: bool,
+    /// CSV, one row per mode, instead of the table.
+    #[arg(long)]
+    pub csv: bool,
 }
 
 /// Examples for `ringside isa --help`.
@@ -102,9 +170,25 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub kernel: PathBuf,
 
-    /// Accelerator: tcg (ringside's interpreter) or kvm (the host CPU).
+    /// Accelerator: tcg (ringside's interpreter), kvm (the host CPU), or
+    /// lockstep (both together, compared after every instruction; stops
+    /// at the first divergence with a report, exit status 36).
     #[arg(long, value_enum, default_value = "tcg")]
     pub accel: AccelKind,
+
+    /// Virtualization mode (tcg only): none = the kernel owns the machine;
+    /// full = deprivileged to CPL 1, trap-and-emulate + binary translation,
+    /// shadow page tables over a scattered p2m; trap-only = full without
+    /// binary translation (the x86 virtualization hole shows); para =
+    /// hypercalls and virtio (run the kernel's -pv build); hw = modelled
+    /// VT-x non-root mode with nested paging. See docs/VIRTUALIZATION.md.
+    #[arg(long, value_enum, default_value = "none")]
+    pub virt: VirtArg,
+
+    /// Disk image for the ATA disk and the virtio-blk device (raw, a
+    /// multiple of 512 bytes; default: a 4 MiB scratch disk in memory).
+    #[arg(long, value_name = "FILE")]
+    pub disk: Option<PathBuf>,
 
     /// Guest RAM: 128, 128M, 1G, 1.5G, 4096K (a bare number is MiB, as in
     /// QEMU; at least 2M).
@@ -130,6 +214,8 @@ pub struct RunArgs {
     pub flat_addr: Option<u64>,
 
     /// Trace events to stderr: comma-separated int, exec, io, mmu (or all).
+    /// Under --virt, int and mmu also show every trap into the monitor
+    /// (cause, guest and real CPL, and VA -> PA -> MA for memory traps).
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     pub trace: Vec<String>,
 
@@ -148,6 +234,30 @@ pub struct RunArgs {
     /// Don't forward stdin to the guest's serial port.
     #[arg(long)]
     pub no_stdin: bool,
+}
+
+/// `--virt` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum VirtArg {
+    None,
+    Full,
+    TrapOnly,
+    Para,
+    Hw,
+}
+
+impl VirtArg {
+    /// The monitor mode, `None` for `--virt none`.
+    pub fn mode(self) -> Option<accel::monitor::VirtMode> {
+        use accel::monitor::VirtMode as V;
+        match self {
+            VirtArg::None => None,
+            VirtArg::Full => Some(V::Full),
+            VirtArg::TrapOnly => Some(V::TrapOnly),
+            VirtArg::Para => Some(V::Para),
+            VirtArg::Hw => Some(V::Hw),
+        }
+    }
 }
 
 /// Options of `ringside bench`.

@@ -24,12 +24,19 @@ pub enum AccelKind {
     Tcg,
     /// The host CPU through /dev/kvm.
     Kvm,
+    /// Both together, compared instruction by instruction; stops at the
+    /// first divergence with a report (accel/src/lockstep/).
+    Lockstep,
 }
 
 /// Everything needed to build a machine.
 pub struct MachineConfig {
     pub memory: u64,
     pub accel: AccelKind,
+    /// The virtualization monitor's mode (`--virt`); `None`: no monitor.
+    pub virt: Option<accel::monitor::VirtMode>,
+    /// `--disk`: the ATA / virtio-blk backing file.
+    pub disk: Option<std::path::PathBuf>,
     pub boot: BootConfig,
     pub trace: TraceFlags,
     pub serial_out: Box<dyn Write + Send>,
@@ -48,6 +55,11 @@ pub enum MachineError {
     Boot(#[from] BootError),
     #[error("{0}")]
     Accel(#[from] AccelError),
+    #[error("{0}")]
+    Board(#[from] devices::BoardError),
+    /// A memory size this configuration can't use.
+    #[error("{0}")]
+    MemorySize(String),
 }
 
 /// The board as the CPU sees it: ringside's [`Platform`].
@@ -67,6 +79,13 @@ struct EventSink {
     events: Vec<CpuEvent>,
     dropped: u64,
 }
+
+/// The longest a vCPU runs before the machine looks at its devices again.
+/// The slice deadline is the next device timer *known when the slice
+/// starts*; a guest that arms a timer and then computes without any exit
+/// (no HLT, no I/O) would otherwise never see it fire. 10 ms costs one
+/// extra exit per 10 ms on KVM and nothing measurable on tcg.
+const MAX_SLICE: Duration = Duration::from_millis(10);
 
 /// Bound on kept events: a guest hammering a port between two redraws must
 /// not make the host's memory grow without limit.
@@ -127,6 +146,9 @@ pub struct Machine {
     /// guest memory and walks the guest's page tables here).
     pub ram: Arc<GuestRam>,
     pub layout: PhysLayout,
+    /// Under a monitor: guest-physical → machine (the guest's memory
+    /// lives in `ram` at the machine addresses this gives).
+    pub p2m: Option<Arc<mmu::P2m>>,
     max_insns: Option<u64>,
     timeout: Option<Duration>,
     stdin: bool,
@@ -138,13 +160,51 @@ pub struct Machine {
 impl Machine {
     /// Create RAM, load the kernel, build the board and the vCPU.
     pub fn new(cfg: MachineConfig) -> Result<Machine, MachineError> {
-        let ram = Arc::new(GuestRam::new(cfg.memory)?);
-        let layout = PhysLayout::new(cfg.memory);
-        let boot = boot::load(&ram, &layout, &cfg.boot)?;
+        // The loaders write the guest-physical image; without a monitor
+        // that is machine memory itself (PA = MA).
+        let image = Arc::new(GuestRam::new(cfg.memory)?);
+        let guest_layout = PhysLayout::new(cfg.memory);
+        let boot = boot::load(&image, &guest_layout, &cfg.boot)?;
 
-        let mut accel: Box<dyn Accelerator> = match cfg.accel {
-            AccelKind::Tcg => Box::new(accel::tcg::TcgAccel::new(ram.clone(), layout)),
-            AccelKind::Kvm => Box::new(accel::kvm::KvmAccel::new(ram.clone(), layout)?),
+        let (mut accel, ram, layout, p2m): (Box<dyn Accelerator>, _, _, _) = match (
+            cfg.virt, cfg.accel,
+        ) {
+            (None, AccelKind::Tcg) => (
+                Box::new(accel::tcg::TcgAccel::new(image.clone(), guest_layout)),
+                image,
+                guest_layout,
+                None,
+            ),
+            (None, AccelKind::Kvm) => (
+                Box::new(accel::kvm::KvmAccel::new(image.clone(), guest_layout)?),
+                image,
+                guest_layout,
+                None,
+            ),
+            (None, AccelKind::Lockstep) => (
+                Box::new(accel::lockstep::LockstepAccel::new(
+                    image.clone(),
+                    guest_layout,
+                )?),
+                image,
+                guest_layout,
+                None,
+            ),
+            (Some(mode), _) => {
+                if cfg.memory > accel::monitor::memory::MAX_GUEST_RAM {
+                    return Err(MachineError::MemorySize(format!(
+                            "--virt {} needs -m {}M or less: the monitor's machine memory (guest RAM plus its own tables) must fit below the 3 GiB MMIO hole",
+                            mode.name(),
+                            accel::monitor::memory::MAX_GUEST_RAM >> 20
+                        )));
+                }
+                // The monitor scatters the guest over machine memory.
+                let mem = accel::monitor::MachineMemory::new(guest_layout)?;
+                mem.load_image(&image)?;
+                drop(image);
+                let (ram, layout, p2m) = (mem.ram.clone(), mem.layout, mem.p2m.clone());
+                (accel::monitor::create(mode, mem)?, ram, layout, Some(p2m))
+            }
         };
         // Each backend reports what it can see (KVM: port and MMIO exits).
         accel.set_trace(cfg.trace);
@@ -157,13 +217,21 @@ impl Machine {
         }
 
         let input = cfg.stdin.then(spawn_stdin_reader);
-        let board = PcBoard::new(BoardConfig {
+        // Devices doing DMA see guest-physical addresses: under a monitor
+        // they go through the p2m's runs, otherwise PA = MA.
+        let dma_regions = match &p2m {
+            Some(p2m) => p2m.regions(),
+            None => layout.ram_regions(),
+        };
+        let board = PcBoard::try_new(BoardConfig {
             serial_out: cfg.serial_out,
             serial_in: input,
             trace_io: cfg.trace.io,
             ram_size: cfg.memory,
+            disk: cfg.disk.clone(),
+            dma: Some((ram.clone(), dma_regions)),
             ..BoardConfig::default()
-        });
+        })?;
         Ok(Machine {
             platform: BoardPlatform {
                 board,
@@ -174,11 +242,21 @@ impl Machine {
             accel,
             ram,
             layout,
+            p2m,
             max_insns: cfg.max_insns,
             timeout: cfg.timeout,
             stdin: cfg.stdin,
             halted: None,
         })
+    }
+
+    /// Guest-physical → machine as the guest's memory is really laid out:
+    /// the monitor's p2m, or the fixed layout (PA = MA).
+    pub fn guest_phys(&self) -> Arc<dyn mmu::GuestPhysMap> {
+        match &self.p2m {
+            Some(p) => p.clone(),
+            None => Arc::new(mmu::LayoutMap(self.layout)),
+        }
     }
 
     /// Can serial input still arrive to wake a halted guest?
@@ -201,11 +279,18 @@ impl Machine {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
+            // A timer the guest arms during the slice is not in this
+            // deadline: never run longer than MAX_SLICE without looking.
+            let deadline = Some(deadline.map_or(Instant::now() + MAX_SLICE, |d| {
+                d.min(Instant::now() + MAX_SLICE)
+            }));
             let slice = RunSlice {
                 deadline,
                 insn_limit: self.max_insns,
             };
-            let end = match self.accel.run(&mut self.platform, slice)? {
+            let exit = self.accel.run(&mut self.platform, slice)?;
+            self.dma_invalidate();
+            let end = match exit {
                 VcpuExit::Hlt { interrupts_enabled } => {
                     self.wait_for_interrupt(interrupts_enabled, hard_deadline)?
                 }
@@ -214,6 +299,14 @@ impl Machine {
             if let Some(end) = end {
                 return Ok(end);
             }
+        }
+    }
+
+    /// Devices wrote guest memory by DMA (virtio): the CPU must not run
+    /// code it decoded from those bytes before.
+    fn dma_invalidate(&mut self) {
+        for (ma, len) in self.platform.board.take_dma_writes() {
+            self.accel.invalidate_code(ma, len);
         }
     }
 
@@ -234,6 +327,8 @@ impl Machine {
             }),
             VcpuExit::Shutdown { reason } => Some(RunEnd::TripleFault { detail: reason }),
             VcpuExit::HostLimit { detail } => Some(RunEnd::HostLimit { detail }),
+            VcpuExit::MonitorStop { reason } => Some(RunEnd::MonitorStop { reason }),
+            VcpuExit::Divergence { report } => Some(RunEnd::Divergence { report }),
         }
     }
 
@@ -362,6 +457,7 @@ impl Machine {
             Ok(false) => {}
         }
         let exit = self.accel.step(&mut self.platform)?;
+        self.dma_invalidate();
         Ok(self.piece_end(exit))
     }
 
@@ -405,6 +501,7 @@ impl Machine {
                 insn_limit: self.max_insns,
             };
             let exit = self.accel.run(&mut self.platform, slice)?;
+            self.dma_invalidate();
             if let Some(end) = self.piece_end(exit) {
                 return Ok(Some(end));
             }

@@ -2,7 +2,9 @@
 
 mod bench;
 mod boot;
+mod capture;
 mod cli;
+mod compare;
 mod info;
 mod isa;
 mod machine;
@@ -37,6 +39,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::run(&args),
         Command::Tui(args) => tui_cmd::run(&args),
         Command::Isa(args) => isa::run(&args),
+        Command::Compare(args) => compare::run(&args),
     };
     ExitCode::from(status as u8)
 }
@@ -65,6 +68,8 @@ fn machine_error_code(e: &MachineError) -> i32 {
         MachineError::Boot(b) => b.exit_code(),
         MachineError::Accel(accel::AccelError::Unavailable(_)) => code::USAGE,
         MachineError::Accel(_) => code::INTERNAL,
+        MachineError::Board(_) => code::FILE,
+        MachineError::MemorySize(_) => code::MEMORY,
     }
 }
 
@@ -93,9 +98,17 @@ fn run(args: &RunArgs) -> i32 {
             "--max-insns needs an accelerator that counts instructions: use --accel tcg, or --timeout with kvm",
         );
     }
+    if args.virt.mode().is_some() && args.accel != machine::AccelKind::Tcg {
+        return fail(
+            code::USAGE,
+            "--virt runs ringside's own monitor on the software CPU: use --accel tcg (KVM is the hardware-assisted mode itself)",
+        );
+    }
     let cfg = MachineConfig {
         memory,
         accel: args.accel,
+        virt: args.virt.mode(),
+        disk: args.disk.clone(),
         boot: boot::BootConfig {
             kernel: args.kernel.clone(),
             append: args.append.clone(),

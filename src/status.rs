@@ -33,6 +33,12 @@ pub mod code {
     pub const INTERNAL: i32 = 30;
     /// The guest halted waiting for an interrupt that can never come.
     pub const STUCK_HALT: i32 = 32;
+    /// The virtualization monitor (`--virt`) cannot virtualize what the
+    /// guest did (a limit of ringside's monitor, named in the message).
+    pub const MONITOR_STOP: i32 = 34;
+    /// `--accel lockstep`: the interpreter and KVM diverged (the report
+    /// shows where).
+    pub const DIVERGENCE: i32 = 36;
 }
 
 /// The end of a run.
@@ -60,6 +66,12 @@ pub enum RunEnd {
     HostLimit {
         detail: String,
     },
+    MonitorStop {
+        reason: String,
+    },
+    Divergence {
+        report: String,
+    },
 }
 
 impl RunEnd {
@@ -74,6 +86,8 @@ impl RunEnd {
             RunEnd::InsnLimit { .. } => code::INSN_LIMIT,
             RunEnd::Timeout { .. } => code::TIMEOUT,
             RunEnd::HostLimit { .. } => code::HOST_LIMIT,
+            RunEnd::MonitorStop { .. } => code::MONITOR_STOP,
+            RunEnd::Divergence { .. } => code::DIVERGENCE,
         }
     }
 
@@ -88,6 +102,8 @@ impl RunEnd {
             RunEnd::InsnLimit { .. } => "instruction limit".into(),
             RunEnd::Timeout { .. } => "timeout".into(),
             RunEnd::HostLimit { .. } => "host KVM limit".into(),
+            RunEnd::MonitorStop { .. } => "monitor stop".into(),
+            RunEnd::Divergence { .. } => "lockstep divergence".into(),
         }
     }
 
@@ -122,6 +138,11 @@ impl fmt::Display for RunEnd {
                 "stopped after --timeout {secs} s; raise the timeout to run longer"
             ),
             RunEnd::HostLimit { detail } => write!(f, "{detail}"),
+            RunEnd::MonitorStop { reason } => write!(
+                f,
+                "the --virt monitor stopped the guest: {reason}; run it with --virt none to see it without the monitor"
+            ),
+            RunEnd::Divergence { report } => write!(f, "{}", report.trim_end()),
         }
     }
 }
@@ -152,6 +173,8 @@ mod tests {
             code::HOST_LIMIT,
             code::INTERNAL,
             code::STUCK_HALT,
+            code::MONITOR_STOP,
+            code::DIVERGENCE,
         ];
         for (i, a) in all.iter().enumerate() {
             assert_eq!(a % 2, 0);

@@ -102,6 +102,22 @@ pub fn format_event(t: &TraceFlags, ev: &CpuEvent) -> Option<String> {
             ),
         },
         CpuEvent::ModeChange { from, to } if t.mmu || t.int => format!("mode  {from} -> {to}"),
+        CpuEvent::Trap(tr) if t.int || t.mmu => {
+            let mut line = format!(
+                "trap  {:<12} rip {:#x} [{}: guest CPL {}, real CPL {}] {}",
+                tr.cause, tr.rip, tr.mode, tr.guest_cpl, tr.real_cpl, tr.detail
+            );
+            if let Some(x) = tr.translation {
+                let part = |v: Option<u64>| v.map_or("-".to_string(), |a| format!("{a:#x}"));
+                line.push_str(&format!(
+                    "  VA {:#x} -> PA {} -> MA {}",
+                    x.va,
+                    part(x.pa),
+                    part(x.ma)
+                ));
+            }
+            line
+        }
         _ => return None,
     })
 }

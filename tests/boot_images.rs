@@ -148,6 +148,22 @@ fn compute() {
 fn multiboot() {
     check_image("multiboot");
 }
+#[test]
+fn syscall() {
+    check_image("syscall");
+}
+#[test]
+fn ptupdate() {
+    check_image("ptupdate");
+}
+#[test]
+fn ctxswitch() {
+    check_image("ctxswitch");
+}
+#[test]
+fn irq() {
+    check_image("irq");
+}
 
 #[test]
 fn image_list_is_complete() {
@@ -162,7 +178,11 @@ fn image_list_is_complete() {
         })
         .collect();
     built.sort();
-    let mut listed: Vec<String> = IMAGES.iter().map(|s| s.to_string()).collect();
+    let mut listed: Vec<String> = IMAGES
+        .iter()
+        .chain(LAB_IMAGES)
+        .map(|s| s.to_string())
+        .collect();
     listed.sort();
     assert_eq!(built, listed);
 }

@@ -11,9 +11,13 @@
 //! * [`kvm`]: the host CPU through /dev/kvm (`--accel kvm`).
 //! * [`difftest`]: KVM as the oracle for the interpreter, instruction by
 //!   instruction.
+//! * [`lockstep`]: a whole guest on the interpreter and on KVM together,
+//!   stopped at the first divergence (`--accel lockstep`).
 
 pub mod difftest;
 pub mod kvm;
+pub mod lockstep;
+pub mod monitor;
 pub mod stats;
 pub mod tcg;
 
@@ -42,6 +46,15 @@ pub enum VcpuExit {
     /// The host KVM gave up (`KVM_EXIT_INTERNAL_ERROR`, emulation failure).
     /// A limit of the host, not a ringside bug.
     HostLimit { detail: String },
+    /// The virtualization monitor cannot go on with this guest (it did
+    /// something the monitor does not virtualize, e.g. left protected
+    /// mode under `--virt full`). A limit of ringside's monitor, reported
+    /// with what the guest did.
+    MonitorStop { reason: String },
+    /// Lockstep (`--accel lockstep`) found the interpreter and KVM in
+    /// different states after the same instruction; the report says where
+    /// and shows both states side by side.
+    Divergence { report: String },
 }
 
 /// How long one [`Accelerator::run`] call may go on.
@@ -106,4 +119,28 @@ pub trait Accelerator {
     fn instructions(&self) -> Option<u64>;
     /// Exits and traps so far, by kind.
     fn stats(&self) -> &ExitStats;
+    /// The virtualization monitor's counters, when one runs the guest
+    /// (`--virt full/trap-only/para/hw`).
+    fn monitor_stats(&self) -> Option<monitor::MonitorStats> {
+        None
+    }
+    /// The software CPU's own counters (TLB misses, walk references),
+    /// where the backend has them.
+    fn cpu_stats(&self) -> Option<cpu::CpuStats> {
+        None
+    }
+    /// Under nested paging (`--virt hw`): the 2-D walk of `va` as text
+    /// lines, each guest level with the nested walk of its entry and the
+    /// reference count. `None` where there is no nested paging.
+    fn walk_2d_lines(&self, _va: u64) -> Option<Vec<String>> {
+        None
+    }
+    /// A device wrote guest memory by DMA at machine address `ma`: forget
+    /// any code decoded from it. Backends that decode nothing ignore it.
+    fn invalidate_code(&mut self, _ma: mmu::MachineAddr, _len: u64) {}
+    /// The CPL the guest really runs at, when it differs from the CPL it
+    /// believes it has (`get_state`): deprivileged guest kernels.
+    fn real_cpl(&self) -> Option<u8> {
+        None
+    }
 }

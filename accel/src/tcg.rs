@@ -59,6 +59,10 @@ impl TcgAccel {
                     ),
                 }
             }
+            // No intercepts are installed on a plain tcg vCPU.
+            CpuExit::VmExit(e) => VcpuExit::MonitorStop {
+                reason: format!("unexpected {} exit at rip {:#x}", e.reason.name(), e.rip),
+            },
         }
     }
 }
@@ -126,5 +130,13 @@ impl Accelerator for TcgAccel {
 
     fn stats(&self) -> &ExitStats {
         &self.stats
+    }
+
+    fn cpu_stats(&self) -> Option<cpu::CpuStats> {
+        Some(self.cpu.stats())
+    }
+
+    fn invalidate_code(&mut self, ma: mmu::MachineAddr, len: u64) {
+        self.cpu.invalidate_code(ma, len);
     }
 }

@@ -33,6 +33,9 @@ pub enum CpuExit {
     /// Triple fault: the CPU shut down. Carries the fault that could not be
     /// delivered.
     Shutdown(Fault),
+    /// An intercepted event (see [`crate::intercept`]): the monitor must
+    /// handle it before the guest goes on.
+    VmExit(crate::intercept::VmExit),
 }
 
 /// Counters of the interpreter's own machinery (not architectural).
@@ -47,6 +50,14 @@ pub struct CpuStats {
     pub uncached_steps: u64,
     /// Full block-cache flushes (set_state, cache full).
     pub cache_flushes: u64,
+    /// TLB misses (page walks made to fill the TLB).
+    pub tlb_misses: u64,
+    /// Memory references made by those walks: guest page-table entries
+    /// plus, under a second stage, its own references (the 2-D walk).
+    pub walk_refs: u64,
+    /// Instructions the binary-translation scan redirected to the monitor
+    /// when their block was decoded.
+    pub bt_redirected: u64,
 }
 
 /// One x86-64 logical processor, interpreted.
@@ -80,6 +91,18 @@ pub struct Cpu {
     /// look at the next instruction boundary.
     pub(crate) event_countdown: u32,
     pub(crate) stats: CpuStats,
+    /// The monitor's intercept controls (None: nothing exits).
+    pub(crate) intercepts: Option<Box<crate::intercept::Intercepts>>,
+    /// The exit an instruction raised, on its way to the run loop.
+    pub(crate) pending_exit: Option<crate::intercept::VmExit>,
+    /// A monitor is emulating through this CPU: intercepts are off and
+    /// nested-paging misses are device accesses.
+    pub(crate) bypass: bool,
+    /// Guest-physical → machine when a monitor keeps one (p2m or nested
+    /// tables); `None`: the fixed `layout`.
+    pub(crate) stage2: Option<Arc<dyn mmu::GuestPhysMap>>,
+    /// Machine pages this CPU wrote, when a monitor asked to know.
+    pub(crate) write_log: Option<Vec<u64>>,
 }
 
 impl Cpu {
@@ -103,6 +126,11 @@ impl Cpu {
             mode: ModeCache::default(),
             event_countdown: 0,
             stats: CpuStats::default(),
+            intercepts: None,
+            pending_exit: None,
+            bypass: false,
+            stage2: None,
+            write_log: None,
         };
         cpu.refresh_mode();
         cpu
@@ -156,6 +184,41 @@ impl Cpu {
         self.exit_block = true;
         self.event_countdown = 0;
         self.refresh_mode();
+    }
+
+    /// Translate guest-physical addresses through `map` (the monitor's
+    /// p2m, or nested tables) instead of the fixed layout; `None` restores
+    /// the layout. Flushes the TLB.
+    pub fn set_stage2(&mut self, map: Option<Arc<dyn mmu::GuestPhysMap>>) {
+        self.stage2 = map;
+        self.tlb.flush_all();
+        self.blocks.new_epoch();
+        self.exit_block = true;
+    }
+
+    /// Start (or stop) logging the machine pages this CPU writes; while
+    /// logging, every write takes the slow path so none is missed.
+    pub fn set_write_log(&mut self, on: bool) {
+        self.write_log = on.then(Vec::new);
+        self.tlb.flush_all();
+    }
+
+    /// The machine page addresses written since the last call.
+    pub fn take_write_log(&mut self) -> Vec<u64> {
+        match &mut self.write_log {
+            Some(v) => std::mem::take(v),
+            None => Vec::new(),
+        }
+    }
+
+    /// Drop every translation (a monitor changed the tables under the CPU).
+    pub fn flush_tlb_all(&mut self) {
+        self.flush_tlb(true);
+    }
+
+    /// Drop the translation of one linear page.
+    pub fn flush_tlb_page(&mut self, lin: u64) {
+        self.invlpg(lin);
     }
 
     /// Drop every decoded block (e.g. after memory was changed behind the

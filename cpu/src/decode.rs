@@ -21,7 +21,7 @@
 //!   ([`Cpu::invalidate_code`]) and ends the current block.
 
 use crate::cpu::Cpu;
-use crate::exec::{select, Handler};
+use crate::exec::Handler;
 use crate::fault::Fault;
 use crate::memory::{Phys, PAGE_SIZE};
 use crate::platform::Platform;
@@ -457,7 +457,7 @@ impl Cpu {
                 // fetches (and faults) byte-exactly.
                 break;
             }
-            let sel = select(&insn);
+            let sel = crate::exec::select_for(self, &insn);
             end_rip = insn.next_ip();
             insns.push(DecodedInsn {
                 insn,

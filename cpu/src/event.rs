@@ -83,4 +83,37 @@ pub enum CpuEvent {
     },
     /// Triple fault: the CPU shuts down.
     TripleFault { last: Fault },
+    /// The virtualization monitor took a trap or exit (issue 4's observer
+    /// interface: `--trace`, the TUI's trap pane and `compare` all read it).
+    Trap(TrapEvent),
+}
+
+/// One trap into the virtualization monitor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrapEvent {
+    /// The cause: one of the monitor's `TrapCause` keys ("privileged",
+    /// "sensitive", "guest_pf", "hidden_pf", "pt_write", "cr3_invlpg",
+    /// "io", "mmio", "hypercall", "hlt", "irq_window", "external_irq",
+    /// "exception", "cpuid"), the same names `compare --json` uses.
+    pub cause: &'static str,
+    /// Guest RIP of the instruction (or the next one, for interrupts).
+    pub rip: u64,
+    /// The virtualization mode ("full", "trap-only", "para", "hw").
+    pub mode: &'static str,
+    /// The guest's virtual CPL and the CPL it really runs at.
+    pub guest_cpl: u8,
+    pub real_cpl: u8,
+    /// What happened, e.g. "mov cr3, rax: 0x1000 -> 0x5000".
+    pub detail: String,
+    /// For memory traps: the address's VA → PA → MA steps (None where a
+    /// stage did not resolve).
+    pub translation: Option<TrapTranslation>,
+}
+
+/// The two-stage translation of the address a memory trap concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrapTranslation {
+    pub va: u64,
+    pub pa: Option<u64>,
+    pub ma: Option<u64>,
 }

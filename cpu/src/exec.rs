@@ -62,7 +62,19 @@ enum Boundary {
 /// interrupt shadow.
 #[inline]
 fn service_events(cpu: &mut Cpu, plat: &mut dyn Platform) -> Boundary {
-    if !cpu.state.intr.nmi_blocked && plat.take_nmi() {
+    if !cpu.state.intr.nmi_blocked && cpu.exception_exits(crate::fault::vector::NMI) {
+        if plat.take_nmi() {
+            cpu.state.halted = false;
+            return Boundary::Exit(event_exit(
+                cpu,
+                crate::intercept::ExitReason::Exception {
+                    vector: crate::fault::vector::NMI,
+                    error_code: None,
+                    cr2: None,
+                },
+            ));
+        }
+    } else if !cpu.state.intr.nmi_blocked && plat.take_nmi() {
         cpu.state.halted = false;
         return match cpu.deliver_interrupt(plat, crate::fault::vector::NMI, IntKind::Nmi) {
             Some(e) => Boundary::Exit(e),
@@ -70,6 +82,16 @@ fn service_events(cpu: &mut Cpu, plat: &mut dyn Platform) -> Boundary {
         };
     }
     if cpu.state.rflags & rflags::IF != 0 && plat.interrupt_pending() {
+        if external_exits(cpu) {
+            if let Some(vector) = plat.ack_interrupt() {
+                cpu.state.halted = false;
+                return Boundary::Exit(event_exit(
+                    cpu,
+                    crate::intercept::ExitReason::ExternalInterrupt { vector },
+                ));
+            }
+            return Boundary::Idle;
+        }
         if let Some(v) = plat.ack_interrupt() {
             cpu.state.halted = false;
             return match cpu.deliver_interrupt(plat, v, IntKind::External) {
@@ -81,9 +103,38 @@ fn service_events(cpu: &mut Cpu, plat: &mut dyn Platform) -> Boundary {
     Boundary::Idle
 }
 
+/// Does an acceptable maskable interrupt exit to the monitor?
+#[inline]
+fn external_exits(cpu: &Cpu) -> bool {
+    !cpu.bypass
+        && cpu
+            .intercepts
+            .as_ref()
+            .is_some_and(|i| i.external_interrupts)
+}
+
+/// An exit taken between instructions (RIP = the next instruction).
+fn event_exit(cpu: &mut Cpu, reason: crate::intercept::ExitReason) -> CpuExit {
+    after_event(cpu);
+    CpuExit::VmExit(crate::intercept::VmExit {
+        reason,
+        rip: cpu.state.rip,
+        insn_len: 0,
+    })
+}
+
 /// Deliver a fault raised by an instruction (RIP already restored).
 #[inline(never)]
 fn deliver_fault(cpu: &mut Cpu, plat: &mut dyn Platform, f: Fault) -> Option<CpuExit> {
+    if f == crate::intercept::VM_EXIT_FAULT {
+        if let Some(mut e) = cpu.take_pending_exit() {
+            // The instruction did not execute: no shadow change, no
+            // delivery. RIP is back on it (or on the fetch that missed).
+            e.rip = cpu.state.rip;
+            after_event(cpu);
+            return Some(CpuExit::VmExit(e));
+        }
+    }
     cpu.state.intr.shadow = false;
     let r = cpu.raise_exception(plat, f);
     after_event(cpu);
@@ -272,7 +323,7 @@ fn step_insn(cpu: &mut Cpu, plat: &mut dyn Platform) -> Option<CpuExit> {
         };
         plat.event(&ev);
     }
-    let sel = select(&insn);
+    let sel = select_for(cpu, &insn);
     cpu.exit_block = false;
     cpu.insn_start = insn.ip();
     cpu.state.rip = insn.next_ip() & ip_mask(code_bits(&cpu.state));
@@ -308,6 +359,17 @@ fn step_insn(cpu: &mut Cpu, plat: &mut dyn Platform) -> Option<CpuExit> {
             deliver_fault(cpu, plat, f)
         }
     }
+}
+
+/// One instruction, no event servicing (the monitor's emulation step).
+pub(crate) fn step_only(cpu: &mut Cpu, plat: &mut dyn Platform) -> CpuExit {
+    if let Some(e) = step_insn(cpu, plat) {
+        return e;
+    }
+    if stop_check(cpu, plat) {
+        return CpuExit::Stopped;
+    }
+    CpuExit::Budget
 }
 
 /// The body of [`Cpu::step`].
@@ -694,9 +756,44 @@ fn is_system(insn: &Instruction) -> bool {
         | M::Outsw
         | M::Outsd
         | M::Xgetbv
-        | M::Xsetbv => true,
+        | M::Xsetbv
+        | M::Vmcall
+        | M::Vmmcall => true,
         _ => false,
     }
+}
+
+/// [`select`], plus the binary-translation scan of `--virt full`: with
+/// the `sensitive` intercept on, a sensitive-but-unprivileged instruction
+/// gets [`bt_redirect`] instead of its own function.
+#[inline]
+pub(crate) fn select_for(cpu: &mut Cpu, insn: &Instruction) -> Sel {
+    let sel = select(insn);
+    if cpu.intercepts.as_ref().is_some_and(|i| i.sensitive) && crate::intercept::is_sensitive(insn)
+    {
+        cpu.stats.bt_redirected += 1;
+        return Sel {
+            handler: bt_redirect,
+            ends_block: true,
+        };
+    }
+    sel
+}
+
+/// The translated form of a sensitive instruction: exit to the monitor,
+/// which emulates it on the guest's virtual CPU. Code at CPL 3 (and the
+/// monitor's own emulation) runs the instruction itself.
+fn bt_redirect(cpu: &mut Cpu, plat: &mut dyn Platform, insn: &Instruction) -> Result<(), Fault> {
+    if cpu.bypass || cpu.state.cpl() == 3 || !cpu.intercepts.as_ref().is_some_and(|i| i.sensitive) {
+        return (select(insn).handler)(cpu, plat, insn);
+    }
+    cpu.exit_block = true;
+    Err(cpu.vm_exit(
+        crate::intercept::ExitReason::Sensitive {
+            mnemonic: insn.mnemonic(),
+        },
+        insn.len() as u8,
+    ))
 }
 
 /// Choose the semantic function of a decoded instruction.

@@ -18,6 +18,7 @@ mod exec;
 pub mod fault;
 mod flags;
 mod insn;
+pub mod intercept;
 mod memory;
 mod operand;
 pub mod platform;
@@ -25,8 +26,9 @@ pub mod state;
 pub(crate) mod system;
 
 pub use cpu::{Cpu, CpuExit, CpuStats};
-pub use event::{CpuEvent, IntKind, TraceFlags};
+pub use event::{CpuEvent, IntKind, TraceFlags, TrapEvent, TrapTranslation};
 pub use fault::Fault;
+pub use intercept::{ExitReason, Intercepts, IoIntercept, VmExit};
 pub use platform::Platform;
 pub use state::{CpuMode, CpuState, DescTable, SegReg, Segment};
 pub use system::cpuid::{cpuid, cpuid_entries, CpuidEntry};

@@ -25,6 +25,26 @@ use crate::state::{cr0, efer, rflags, seg_attr, SegReg};
 use iced_x86::{Instruction, Register};
 use mmu::paging::{walk, Access, AccessKind, PagingRegs};
 use mmu::ptemem::RamPtes;
+use std::sync::Arc;
+
+/// A [`mmu::PteMemory`] that counts the entries the walker reads.
+struct CountingPtes<'a> {
+    inner: RamPtes<'a>,
+    refs: u64,
+}
+
+impl mmu::PteMemory for CountingPtes<'_> {
+    fn read_pte(&mut self, pa: GuestPhysAddr, size: u8) -> Option<u64> {
+        self.refs += 1;
+        self.inner.read_pte(pa, size)
+    }
+    fn reread_pte(&mut self, pa: GuestPhysAddr, size: u8) -> Option<u64> {
+        self.inner.read_pte(pa, size)
+    }
+    fn write_pte(&mut self, pa: GuestPhysAddr, size: u8, val: u64) -> bool {
+        self.inner.write_pte(pa, size, val)
+    }
+}
 use mmu::{GuestPhysAddr, GuestVirtAddr, MachineAddr, PhysTarget};
 
 /// 4 KiB.
@@ -234,24 +254,84 @@ impl Cpu {
             return Ok(Phys::Ram(ma.0));
         }
         let regs = self.paging_regs();
-        let mut ptes = RamPtes::new(&self.ram, &self.layout);
-        let t = walk(
+        self.stats.tlb_misses += 1;
+        if let Some(map) = self.stage2.clone() {
+            return self.translate_stage2(lin, kind, user, &regs, &*map);
+        }
+        let mut ptes = CountingPtes {
+            inner: RamPtes::new(&self.ram, &self.layout),
+            refs: 0,
+        };
+        let r = walk(
             &regs,
             &mut ptes,
             GuestVirtAddr(lin),
             Access::new(kind, user),
             None,
-        )
-        .map_err(|pf| Fault::pf(pf.va.0, pf.error_code))?;
+        );
+        self.stats.walk_refs += ptes.refs;
+        let t = r.map_err(|pf| Fault::pf(pf.va.0, pf.error_code))?;
         match self.layout.translate(t.pa) {
             PhysTarget::Ram(ma) => {
                 let ma_page = MachineAddr(ma.0 & !PAGE_MASK);
-                let allow_write = !self.blocks.is_code_page(ma_page.0);
+                let allow_write = !self.blocks.is_code_page(ma_page.0) && self.write_log.is_none();
                 self.tlb
                     .insert(GuestVirtAddr(lin), &t, ma_page, &regs, allow_write);
                 Ok(Phys::Ram(ma.0))
             }
             PhysTarget::Mmio(pa) => Ok(Phys::Mmio(pa.0)),
+        }
+    }
+
+    /// [`Cpu::translate`] under a monitor's second stage: the guest's
+    /// walk reads its entries through `map` (p2m lookups, or nested walks
+    /// that count their own references), then the final guest-physical
+    /// address goes through `map` too. A nested miss is an EPT-violation
+    /// exit unless the monitor is emulating (then it is a device access).
+    #[inline(never)]
+    fn translate_stage2(
+        &mut self,
+        lin: u64,
+        kind: AccessKind,
+        user: bool,
+        regs: &PagingRegs,
+        map: &dyn mmu::GuestPhysMap,
+    ) -> Result<Phys, Fault> {
+        let ram = Arc::clone(&self.ram);
+        let mut ptes = mmu::MappedPtes::new(&ram, map);
+        let r = walk(
+            regs,
+            &mut ptes,
+            GuestVirtAddr(lin),
+            Access::new(kind, user),
+            None,
+        );
+        let mut refs = ptes.refs;
+        let t = match r {
+            Ok(t) => t,
+            Err(pf) => {
+                self.stats.walk_refs += refs;
+                return Err(Fault::pf(pf.va.0, pf.error_code));
+            }
+        };
+        let ma = map.translate(&ram, t.pa, &mut refs);
+        self.stats.walk_refs += refs;
+        match ma {
+            Some(ma) => {
+                let ma_page = MachineAddr(ma.0 & !PAGE_MASK);
+                let allow_write = !self.blocks.is_code_page(ma_page.0) && self.write_log.is_none();
+                self.tlb
+                    .insert(GuestVirtAddr(lin), &t, ma_page, regs, allow_write);
+                Ok(Phys::Ram(ma.0))
+            }
+            None if map.miss_exits() && !self.bypass => Err(self.vm_exit(
+                crate::intercept::ExitReason::EptViolation {
+                    gpa: t.pa.0,
+                    access: kind,
+                },
+                0,
+            )),
+            None => Ok(Phys::Mmio(t.pa.0)),
         }
     }
 
@@ -284,6 +364,12 @@ impl Cpu {
             Phys::Ram(ma) => {
                 if self.blocks.is_code_page(ma & !PAGE_MASK) {
                     self.invalidate_code(MachineAddr(ma), size as u64);
+                }
+                if let Some(log) = &mut self.write_log {
+                    let page = ma & !PAGE_MASK;
+                    if log.last() != Some(&page) {
+                        log.push(page);
+                    }
                 }
                 // In range by construction (RAM pages are whole); a failure
                 // would be a write past the end of RAM, which is dropped.

@@ -10,8 +10,16 @@
 //!  port 0xf4-0xf7 ── isa-debug-exit                │
 //!  port 0x80 ─────── POST code                     │
 //!  port 0x510-0x511 ─ QEMU fw_cfg (0x514 DMA: inert)│
+//!  port 0x1f0-0x1f7, 0x3f6 ─ ATA disk ─→ IRQ 14     │
+//!  MMIO 0xd0000000 ─ virtio-console ──→ IRQ 5       │ (with a DMA view)
+//!  MMIO 0xd0001000 ─ virtio-blk ──────→ IRQ 6       │ (with a DMA view)
 //!  MMIO 0xfee00000 ─ local APIC (timer, IPIs) ─────┘ (APIC first)
 //! ```
+//!
+//! The ATA disk and virtio-blk share one disk image (`--disk FILE` or a
+//! 4 MiB scratch disk); COM1 and virtio-console share one output writer.
+//! The virtio devices reach guest RAM through a [`DmaMemory`] built from
+//! [`BoardConfig::dma`]; without one they are not on the bus.
 //!
 //! Time: the board owns a clock (the host's monotonic clock, or a
 //! [`ManualClock`] for deterministic tests) and hands timestamps to the
@@ -20,11 +28,15 @@
 //! accesses to the PIT, port 0x61 and the APIC bring those devices up to the
 //! current time first, so counter reads are exact.
 
+use crate::ata::{
+    AtaDisk, AtaStats, ATA_PORTS, ATA_PRIMARY_CTL_PORT, ATA_PRIMARY_IRQ, ATA_PRIMARY_PORT,
+};
 use crate::bus::{
     BusError, BusStats, IoRecord, IoTraceLog, IoTraceSink, MmioBus, MmioDevice, MmioHandler,
     PioBus, PioDevice, PioHandler,
 };
 use crate::debug_exit::{DebugExit, DEBUG_EXIT_PORT, DEBUG_EXIT_SIZE};
+use crate::disk::{DiskError, DiskImage, SharedDisk};
 use crate::fw_cfg::{
     FwCfg, FwCfgDma, FW_CFG_DMA_PORT, FW_CFG_DMA_PORTS, FW_CFG_PORT, FW_CFG_PORTS,
 };
@@ -32,15 +44,30 @@ use crate::lapic::{Lapic, LapicStats, LAPIC_PAGE_SIZE};
 use crate::pic::{Chip, Pic, PicStats, ELCR_PORT, PIC_MASTER_PORT, PIC_SLAVE_PORT};
 use crate::pit::{Pit, PitStats, PIT_IRQ, PIT_PORT, PIT_PORTS, PORT_61};
 use crate::uart::{Uart, UartStats, COM1_IRQ, COM1_PORT, UART_PORTS};
+use crate::virtio::mmio::VIRTIO_MMIO_SIZE;
+use crate::virtio::{DmaError, DmaMemory, VirtioBlk, VirtioConsole, VirtioMmio, VirtioStats};
+use mmu::layout::{VIRTIO_MMIO_BASE, VIRTIO_MMIO_SLOT};
+use mmu::{GuestRam, MachineAddr, RamRegion};
 use std::collections::VecDeque;
 use std::io::Write;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use thiserror::Error;
 
 /// The POST diagnostic port.
 pub const POST_PORT: u16 = 0x80;
+
+/// virtio-mmio slot 0: the console.
+pub const VIRTIO_CONSOLE_BASE: u64 = VIRTIO_MMIO_BASE;
+/// virtio-mmio slot 1: the block device.
+pub const VIRTIO_BLK_BASE: u64 = VIRTIO_MMIO_BASE + VIRTIO_MMIO_SLOT;
+/// ISA interrupt line of virtio-mmio slot 0.
+pub const VIRTIO_CONSOLE_IRQ: u8 = 5;
+/// ISA interrupt line of virtio-mmio slot 1.
+pub const VIRTIO_BLK_IRQ: u8 = 6;
 
 /// Host input waiting for room in the UART FIFO is capped here; the rest
 /// stays in the channel (the guest is not reading).
@@ -107,6 +134,44 @@ pub struct BoardConfig {
     /// Guest RAM in bytes, as reported to the guest by fw_cfg's
     /// `RAM_SIZE` item (QEMU's `-m`).
     pub ram_size: u64,
+    /// The disk image behind the ATA drive and virtio-blk (`--disk`),
+    /// opened read-write; `None` gives a 4 MiB zero-filled scratch disk.
+    pub disk: Option<PathBuf>,
+    /// Guest RAM and its guest-physical regions (PA, length, MA), for
+    /// device DMA: `PhysLayout::ram_regions()` without a monitor, the p2m's
+    /// runs with one. `None` leaves the virtio devices off the bus.
+    pub dma: Option<(Arc<GuestRam>, Vec<RamRegion>)>,
+}
+
+/// Why a [`PcBoard`] could not be built.
+#[derive(Debug, Error)]
+pub enum BoardError {
+    #[error(transparent)]
+    Disk(#[from] DiskError),
+    #[error(transparent)]
+    Dma(#[from] DmaError),
+    #[error("cannot place device: {0}")]
+    Bus(#[from] BusError),
+}
+
+/// One host writer shared by COM1 and virtio-console; a poisoned lock
+/// only means a writer panicked, and the stream is still usable.
+#[derive(Clone)]
+struct SharedWriter(Arc<Mutex<Box<dyn Write + Send>>>);
+
+impl Write for SharedWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).write(buf)
+    }
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .write_all(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).flush()
+    }
 }
 
 impl Default for BoardConfig {
@@ -118,6 +183,8 @@ impl Default for BoardConfig {
             trace_io: false,
             // ringside's default `-m`.
             ram_size: 128 << 20,
+            disk: None,
+            dma: None,
         }
     }
 }
@@ -152,6 +219,8 @@ enum PioSlot {
     Post,
     FwCfg,
     FwCfgDma,
+    Ata,
+    AtaCtl,
     Extra(usize),
 }
 
@@ -159,6 +228,8 @@ enum PioSlot {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum MmioSlot {
     Lapic,
+    VirtioConsole,
+    VirtioBlk,
     Extra(usize),
 }
 
@@ -173,11 +244,16 @@ struct Devices {
     post: PostCode,
     fw_cfg: FwCfg,
     fw_cfg_dma: FwCfgDma,
+    ata: AtaDisk,
+    virtio_console: Option<VirtioMmio<VirtioConsole>>,
+    virtio_blk: Option<VirtioMmio<VirtioBlk>>,
     extra_pio: Vec<Box<dyn PioDevice + Send>>,
     extra_mmio: Vec<Box<dyn MmioDevice + Send>>,
     /// Set by accesses whose effects must be propagated to IRQ lines.
     uart_touched: bool,
     pit_touched: bool,
+    ata_touched: bool,
+    virtio_touched: bool,
 }
 
 impl Devices {
@@ -209,6 +285,11 @@ impl PioHandler<PioSlot> for Devices {
             PioSlot::Post => self.post.read(offset, data),
             PioSlot::FwCfg => self.fw_cfg.read(offset, data),
             PioSlot::FwCfgDma => self.fw_cfg_dma.read(offset, data),
+            PioSlot::Ata => {
+                self.ata.read(offset, data);
+                self.ata_touched = true;
+            }
+            PioSlot::AtaCtl => self.ata.control_port().read(offset, data),
             PioSlot::Extra(i) => self.extra_pio.pio_read(i, offset, data),
         }
     }
@@ -228,6 +309,14 @@ impl PioHandler<PioSlot> for Devices {
             PioSlot::Post => self.post.write(offset, data),
             PioSlot::FwCfg => self.fw_cfg.write(offset, data),
             PioSlot::FwCfgDma => self.fw_cfg_dma.write(offset, data),
+            PioSlot::Ata => {
+                self.ata.write(offset, data);
+                self.ata_touched = true;
+            }
+            PioSlot::AtaCtl => {
+                self.ata.control_port().write(offset, data);
+                self.ata_touched = true;
+            }
             PioSlot::Extra(i) => self.extra_pio.pio_write(i, offset, data),
         }
     }
@@ -237,6 +326,14 @@ impl MmioHandler<MmioSlot> for Devices {
     fn mmio_read(&mut self, key: MmioSlot, offset: u64, data: &mut [u8]) {
         match key {
             MmioSlot::Lapic => self.lapic_now().read(offset, data),
+            MmioSlot::VirtioConsole => match &mut self.virtio_console {
+                Some(d) => d.read(offset, data),
+                None => data.fill(0xff),
+            },
+            MmioSlot::VirtioBlk => match &mut self.virtio_blk {
+                Some(d) => d.read(offset, data),
+                None => data.fill(0xff),
+            },
             MmioSlot::Extra(i) => self.extra_mmio.mmio_read(i, offset, data),
         }
     }
@@ -244,6 +341,18 @@ impl MmioHandler<MmioSlot> for Devices {
     fn mmio_write(&mut self, key: MmioSlot, offset: u64, data: &[u8]) {
         match key {
             MmioSlot::Lapic => self.lapic_now().write(offset, data),
+            MmioSlot::VirtioConsole => {
+                if let Some(d) = &mut self.virtio_console {
+                    d.write(offset, data);
+                }
+                self.virtio_touched = true;
+            }
+            MmioSlot::VirtioBlk => {
+                if let Some(d) = &mut self.virtio_blk {
+                    d.write(offset, data);
+                }
+                self.virtio_touched = true;
+            }
             MmioSlot::Extra(i) => self.extra_mmio.mmio_write(i, offset, data),
         }
     }
@@ -258,6 +367,10 @@ pub struct BoardStats {
     pub pic: PicStats,
     pub pit: PitStats,
     pub lapic: LapicStats,
+    pub ata: AtaStats,
+    /// Zero when the device is absent (no DMA view).
+    pub virtio_console: VirtioStats,
+    pub virtio_blk: VirtioStats,
     /// Trace records lost because nobody drained the trace.
     pub trace_dropped: u64,
 }
@@ -276,14 +389,41 @@ pub struct PcBoard {
     /// The CPU's INTR level, recomputed after every change (the CPU polls
     /// it at each instruction boundary, so it must be a load).
     intr: bool,
+    disk: SharedDisk,
+    dma: Option<Arc<DmaMemory>>,
 }
 
 impl PcBoard {
+    /// Build the board for a configuration that cannot fail: no `disk`
+    /// file and no `dma` view, or ones already known to be good (tests).
+    ///
+    /// # Panics
+    ///
+    /// If [`Self::try_new`] fails; use that with user-supplied paths and
+    /// region lists.
     pub fn new(cfg: BoardConfig) -> PcBoard {
+        match Self::try_new(cfg) {
+            Ok(b) => b,
+            Err(e) => panic!("PcBoard::new: {e}"),
+        }
+    }
+
+    /// Build the board: open the disk image and the DMA view, place every
+    /// device on the buses.
+    pub fn try_new(cfg: BoardConfig) -> Result<PcBoard, BoardError> {
+        let disk = match &cfg.disk {
+            Some(path) => DiskImage::open(path)?,
+            None => DiskImage::scratch(),
+        }
+        .shared();
+        let dma = match cfg.dma {
+            Some((ram, regions)) => Some(Arc::new(DmaMemory::new(ram, regions)?)),
+            None => None,
+        };
         let mut pio = PioBus::new();
         // The fixed PC port map: constants, disjoint by construction (and
         // checked by a unit test).
-        let map: [(u16, u32, &'static str, PioSlot); 10] = [
+        let map: [(u16, u32, &'static str, PioSlot); 12] = [
             (PIC_MASTER_PORT, 2, "pic-master", PioSlot::PicMaster),
             (PIT_PORT, PIT_PORTS, "pit", PioSlot::Pit),
             (PORT_61, 1, "port61", PioSlot::Port61),
@@ -304,13 +444,16 @@ impl PcBoard {
                 "fw-cfg-dma",
                 PioSlot::FwCfgDma,
             ),
+            (ATA_PRIMARY_PORT, ATA_PORTS, "ata", PioSlot::Ata),
+            (ATA_PRIMARY_CTL_PORT, 1, "ata-ctl", PioSlot::AtaCtl),
         ];
         for (base, len, name, key) in map {
             pio.register(base, len, name, key)
                 .expect("the fixed PC port map has no overlaps");
         }
         let pit = Pit::new();
-        let uart = Uart::new(cfg.serial_out);
+        let serial_out = SharedWriter(Arc::new(Mutex::new(cfg.serial_out)));
+        let uart = Uart::new(Box::new(serial_out.clone()));
         // The interrupt lines start at the devices' power-on levels.
         let levels = u16::from(pit.out(0)) << PIT_IRQ | u16::from(uart.irq_level()) << COM1_IRQ;
         let pic = Pic::with_line_levels(levels);
@@ -318,6 +461,30 @@ impl PcBoard {
         let mut mmio = MmioBus::new();
         mmio.register(lapic.base(), LAPIC_PAGE_SIZE, "lapic", MmioSlot::Lapic)
             .expect("the MMIO bus is empty");
+        let (virtio_console, virtio_blk) = match &dma {
+            Some(dma) => {
+                mmio.register(
+                    VIRTIO_CONSOLE_BASE,
+                    VIRTIO_MMIO_SIZE,
+                    "virtio-console",
+                    MmioSlot::VirtioConsole,
+                )?;
+                mmio.register(
+                    VIRTIO_BLK_BASE,
+                    VIRTIO_MMIO_SIZE,
+                    "virtio-blk",
+                    MmioSlot::VirtioBlk,
+                )?;
+                (
+                    Some(VirtioMmio::new(
+                        VirtioConsole::new(Box::new(serial_out.clone())),
+                        dma.clone(),
+                    )),
+                    Some(VirtioMmio::new(VirtioBlk::new(disk.clone()), dma.clone())),
+                )
+            }
+            None => (None, None),
+        };
 
         let mut board = PcBoard {
             pio,
@@ -335,10 +502,15 @@ impl PcBoard {
                 post: PostCode::default(),
                 fw_cfg: FwCfg::new(cfg.ram_size),
                 fw_cfg_dma: FwCfgDma,
+                ata: AtaDisk::new(disk.clone()),
+                virtio_console,
+                virtio_blk,
                 extra_pio: Vec::new(),
                 extra_mmio: Vec::new(),
                 uart_touched: false,
                 pit_touched: false,
+                ata_touched: false,
+                virtio_touched: false,
             },
             input_rx: cfg.serial_in,
             input_disconnected: false,
@@ -346,9 +518,11 @@ impl PcBoard {
             trace: None,
             lapic_mapped: true,
             intr: false,
+            disk,
+            dma,
         };
         board.set_trace_io(cfg.trace_io);
-        board
+        Ok(board)
     }
 
     // ----- bus accesses -----
@@ -407,7 +581,23 @@ impl PcBoard {
         if std::mem::take(&mut self.dev.pit_touched) {
             self.sync_pit_irq();
         }
+        if std::mem::take(&mut self.dev.ata_touched) {
+            let level = self.dev.ata.irq_level();
+            self.dev.pic.set_irq(ATA_PRIMARY_IRQ, level);
+        }
+        if std::mem::take(&mut self.dev.virtio_touched) {
+            self.sync_virtio_irqs();
+        }
         self.update_intr();
+    }
+
+    fn sync_virtio_irqs(&mut self) {
+        if let Some(d) = &self.dev.virtio_console {
+            self.dev.pic.set_irq(VIRTIO_CONSOLE_IRQ, d.irq_level());
+        }
+        if let Some(d) = &self.dev.virtio_blk {
+            self.dev.pic.set_irq(VIRTIO_BLK_IRQ, d.irq_level());
+        }
     }
 
     // ----- interrupts -----
@@ -439,10 +629,12 @@ impl PcBoard {
         v
     }
 
-    /// Drive ISA line `line` from an added device. Lines 0 (PIT), 2
-    /// (cascade) and 4 (COM1) are driven by the board itself.
+    /// Drive ISA line `line` from an added device. Lines 0 (PIT), 4
+    /// (COM1), 14 (ATA) and, when the virtio devices are present, 5 and 6
+    /// are driven by the board itself.
     pub fn set_irq(&mut self, line: u8, level: bool) {
-        if !matches!(line, PIT_IRQ | COM1_IRQ) {
+        let virtio = self.dma.is_some() && matches!(line, VIRTIO_CONSOLE_IRQ | VIRTIO_BLK_IRQ);
+        if !matches!(line, PIT_IRQ | COM1_IRQ | ATA_PRIMARY_IRQ) && !virtio {
             self.dev.pic.set_irq(line, level);
             self.update_intr();
         }
@@ -645,6 +837,19 @@ impl PcBoard {
             pic: self.dev.pic.stats(),
             pit: self.dev.pit.stats(),
             lapic: self.dev.lapic.stats(),
+            ata: self.dev.ata.stats(),
+            virtio_console: self
+                .dev
+                .virtio_console
+                .as_ref()
+                .map(|d| d.stats())
+                .unwrap_or_default(),
+            virtio_blk: self
+                .dev
+                .virtio_blk
+                .as_ref()
+                .map(|d| d.stats())
+                .unwrap_or_default(),
             trace_dropped: self
                 .trace
                 .as_ref()
@@ -701,6 +906,35 @@ impl PcBoard {
     pub fn uart(&self) -> &Uart {
         &self.dev.uart
     }
+
+    pub fn ata(&self) -> &AtaDisk {
+        &self.dev.ata
+    }
+
+    /// virtio-mmio slot 0, present when the board has a DMA view.
+    pub fn virtio_console(&self) -> Option<&VirtioMmio<VirtioConsole>> {
+        self.dev.virtio_console.as_ref()
+    }
+
+    /// virtio-mmio slot 1, present when the board has a DMA view.
+    pub fn virtio_blk(&self) -> Option<&VirtioMmio<VirtioBlk>> {
+        self.dev.virtio_blk.as_ref()
+    }
+
+    /// The disk image shared by the ATA drive and virtio-blk.
+    pub fn disk(&self) -> &SharedDisk {
+        &self.disk
+    }
+
+    /// Machine-address ranges devices wrote by DMA since the last call,
+    /// so the machine can drop decoded code there. Empty without a DMA
+    /// view (the ATA drive moves data through the CPU, not by DMA).
+    pub fn take_dma_writes(&self) -> Vec<(MachineAddr, u64)> {
+        self.dma
+            .as_ref()
+            .map(|d| d.take_writes())
+            .unwrap_or_default()
+    }
 }
 
 /// `size` as a byte count if it is 1, 2, 4 (or 8 when `max` is 8).
@@ -722,6 +956,8 @@ mod tests {
             clock: ClockSource::Manual(clock.clone()),
             trace_io: false,
             ram_size: 128 << 20,
+            disk: None,
+            dma: None,
         });
         (b, clock, out)
     }
@@ -1021,5 +1257,184 @@ mod tests {
         // Relocating the APIC onto it fails cleanly.
         b.set_apic_base(0xd000_0000 | 1 << 11);
         assert!(!b.lapic_mapped());
+    }
+
+    /// A board with 1 MiB of RAM and the virtio devices.
+    fn virtio_board() -> (PcBoard, Arc<GuestRam>, SharedBuf) {
+        let ram = Arc::new(GuestRam::new(1 << 20).unwrap());
+        let regions = mmu::PhysLayout::new(1 << 20).ram_regions();
+        let out = SharedBuf::default();
+        let b = PcBoard::try_new(BoardConfig {
+            serial_out: Box::new(out.clone()),
+            clock: ClockSource::Manual(ManualClock::new()),
+            dma: Some((ram.clone(), regions)),
+            ..BoardConfig::default()
+        })
+        .unwrap();
+        (b, ram, out)
+    }
+
+    /// Driver setup of queue `q` of the slot at `base`, with 8 entries at
+    /// PA `ring` (descriptors, avail at +0x100, used at +0x200), DRIVER_OK.
+    fn virtio_setup(b: &mut PcBoard, base: u64, q: u64, ring: u64) {
+        for (off, v) in [
+            (0x070, 0),
+            (0x070, 1),
+            (0x070, 3),
+            (0x024, 1),
+            (0x020, 1),
+            (0x070, 0x0b),
+            (0x030, q),
+            (0x038, 8),
+            (0x080, ring),
+            (0x090, ring + 0x100),
+            (0x0a0, ring + 0x200),
+            (0x044, 1),
+            (0x070, 0x0f),
+        ] {
+            b.mmio_write(base + off, 4, v);
+        }
+        assert_eq!(b.mmio_read(base + 0x070, 4), 0x0f);
+    }
+
+    /// Publish a chain of (addr, len, device-writable) descriptors at
+    /// descriptor 0 as available entry `n`.
+    fn virtio_submit(ram: &GuestRam, ring: u64, n: u16, descs: &[(u64, u32, bool)]) {
+        for (i, &(addr, len, w)) in descs.iter().enumerate() {
+            let more = i + 1 < descs.len();
+            let flags = u16::from(more) | if w { 2 } else { 0 };
+            let d = ring + 16 * i as u64;
+            ram.write_le(MachineAddr(d), 8, addr).unwrap();
+            ram.write_le(MachineAddr(d + 8), 4, u64::from(len)).unwrap();
+            ram.write_le(MachineAddr(d + 12), 2, u64::from(flags))
+                .unwrap();
+            ram.write_le(MachineAddr(d + 14), 2, (i + 1) as u64)
+                .unwrap();
+        }
+        ram.write_le(MachineAddr(ring + 0x104 + 2 * u64::from(n % 8)), 2, 0)
+            .unwrap();
+        ram.write_le(MachineAddr(ring + 0x102), 2, u64::from(n + 1))
+            .unwrap();
+    }
+
+    #[test]
+    fn ata_disk_on_the_primary_channel_with_irq14() {
+        let (mut b, _, _) = board();
+        init_pic(&mut b, 0xfb); // cascade open
+        b.pio_write(0xa1, 1, 0xbf); // unmask IRQ 14
+        assert_eq!(b.pio_read(0x1f7, 1), 0x50);
+        b.pio_write(0x1f6, 1, 0xe0);
+        b.pio_write(0x1f7, 1, 0xec);
+        assert!(b.interrupt_pending(), "IDENTIFY data ready: IRQ 14");
+        assert_eq!(b.ack_interrupt(), Some(0x38 + 6));
+        assert_eq!(b.pio_read(0x3f6, 1), 0x58, "alternate status: DRQ");
+        let words: Vec<u32> = (0..256).map(|_| b.pio_read(0x1f0, 2)).collect();
+        assert_eq!(words[60], 8192 & 0xffff, "4 MiB scratch disk");
+        assert_eq!(b.pio_read(0x1f7, 1), 0x50);
+        let s = b.stats().ata;
+        assert_eq!((s.commands, s.data_accesses), (1, 256));
+        assert_eq!(b.stats().pio.unassigned_reads, 0);
+    }
+
+    #[test]
+    fn virtio_console_output_joins_com1_and_raises_irq5() {
+        let (mut b, ram, out) = virtio_board();
+        assert_eq!(b.mmio_read(0xd000_0000, 4), 0x7472_6976);
+        assert_eq!(b.mmio_read(0xd000_0008, 4), 3);
+        assert_eq!(b.mmio_read(0xd000_1008, 4), 2);
+        init_pic(&mut b, 0xdf); // unmask IRQ 5
+        b.pio_write(0x3f8, 1, u32::from(b'A'));
+        virtio_setup(&mut b, 0xd000_0000, 1, 0x10000);
+        ram.write(MachineAddr(0x20000), b"virtio").unwrap();
+        virtio_submit(&ram, 0x10000, 0, &[(0x20000, 6, false)]);
+        assert!(b.take_dma_writes().is_empty());
+        b.mmio_write(0xd000_0050, 4, 1);
+        b.pio_write(0x3f8, 1, u32::from(b'Z'));
+        assert_eq!(out.contents(), b"AvirtioZ");
+        assert_eq!(ram.read_le(MachineAddr(0x10202), 2).unwrap(), 1);
+        assert!(b.interrupt_pending());
+        assert_eq!(b.ack_interrupt(), Some(0x35));
+        b.pio_write(0x20, 1, 0x20);
+        b.mmio_write(0xd000_0064, 4, 1);
+        assert!(!b.interrupt_pending(), "InterruptACK drops the line");
+        let writes = b.take_dma_writes();
+        assert!(writes
+            .iter()
+            .all(|&(ma, len)| ma.0 >= 0x10200 && ma.0 + len <= 0x10210));
+        assert!(!writes.is_empty());
+        let s = b.stats().virtio_console;
+        assert_eq!((s.notifies, s.chains, s.bytes_from_guest), (1, 1, 6));
+    }
+
+    #[test]
+    fn ata_and_virtio_blk_share_the_disk() {
+        let (mut b, ram, _) = virtio_board();
+        // ATA: write sector 7.
+        b.pio_write(0x1f6, 1, 0xe0);
+        b.pio_write(0x1f2, 1, 1);
+        b.pio_write(0x1f3, 1, 7);
+        b.pio_write(0x1f4, 1, 0);
+        b.pio_write(0x1f5, 1, 0);
+        b.pio_write(0x1f7, 1, 0x30);
+        for i in 0..128u32 {
+            b.pio_write(0x1f0, 4, 0x0101_0101 * (i & 0xff));
+        }
+        assert_eq!(b.pio_read(0x1f7, 1), 0x50);
+        // virtio-blk: read it back.
+        virtio_setup(&mut b, 0xd000_1000, 0, 0x10000);
+        let mut hdr = [0u8; 16];
+        hdr[8] = 7;
+        ram.write(MachineAddr(0x20000), &hdr).unwrap();
+        virtio_submit(
+            &ram,
+            0x10000,
+            0,
+            &[
+                (0x20000, 16, false),
+                (0x21000, 512, true),
+                (0x22000, 1, true),
+            ],
+        );
+        b.mmio_write(0xd000_1050, 4, 0);
+        assert_eq!(ram.read_le(MachineAddr(0x22000), 1).unwrap(), 0, "S_OK");
+        assert_eq!(
+            ram.read_le(MachineAddr(0x21000 + 4 * 5), 4).unwrap(),
+            0x0505_0505
+        );
+        assert_eq!(
+            ram.read_le(MachineAddr(0x21000 + 508), 4).unwrap(),
+            0x7f7f_7f7f
+        );
+        let writes = b.take_dma_writes();
+        assert!(writes.contains(&(MachineAddr(0x21000), 512)));
+        assert!(writes.contains(&(MachineAddr(0x22000), 1)));
+        assert_eq!(b.stats().virtio_blk.bytes_to_guest, 512);
+    }
+
+    #[test]
+    fn board_errors_for_bad_disk_and_dma() {
+        let e = PcBoard::try_new(BoardConfig {
+            disk: Some(PathBuf::from("/nonexistent/ringside.img")),
+            ..BoardConfig::default()
+        })
+        .err()
+        .unwrap();
+        assert!(matches!(e, BoardError::Disk(DiskError::Open { .. })), "{e}");
+        let ram = Arc::new(GuestRam::new(1 << 20).unwrap());
+        let e = PcBoard::try_new(BoardConfig {
+            dma: Some((ram, mmu::PhysLayout::new(2 << 20).ram_regions())),
+            ..BoardConfig::default()
+        })
+        .err()
+        .unwrap();
+        assert!(
+            matches!(e, BoardError::Dma(DmaError::OutsideRam { .. })),
+            "{e}"
+        );
+        // Without a DMA view there are no virtio devices.
+        let (mut b, _, _) = board();
+        assert_eq!(b.mmio_read(0xd000_0000, 4), 0xffff_ffff);
+        assert!(b.virtio_console().is_none());
+        assert!(b.take_dma_writes().is_empty());
     }
 }

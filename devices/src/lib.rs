@@ -9,25 +9,35 @@
 //! * [`pic`]: the cascaded 8259A pair and the ELCR.
 //! * [`pit`]: the 8254 timer and port 0x61.
 //! * [`lapic`]: the xAPIC local APIC.
+//! * [`disk`]: the disk image shared by the ATA drive and virtio-blk.
+//! * [`ata`]: the ATA PIO disk on the primary IDE channel.
+//! * [`virtio`]: virtio-mmio console and block devices, and the DMA view
+//!   of guest memory they use.
 //! * [`board`]: [`PcBoard`], the PC platform composing them.
 
+pub mod ata;
 pub mod board;
 pub mod bus;
 pub mod debug_exit;
+pub mod disk;
 pub mod fw_cfg;
 pub mod lapic;
 pub mod pic;
 pub mod pit;
 pub mod uart;
+pub mod virtio;
 
-pub use board::{BoardConfig, BoardStats, ClockSource, ManualClock, PcBoard};
+pub use ata::{AtaDisk, AtaStats};
+pub use board::{BoardConfig, BoardError, BoardStats, ClockSource, ManualClock, PcBoard};
 pub use bus::{
     BusError, BusRange, BusStats, IoDir, IoRecord, IoSpace, IoTraceLog, IoTraceSink, MmioBus,
     MmioDevice, MmioHandler, PioBus, PioDevice, PioHandler,
 };
 pub use debug_exit::DebugExit;
+pub use disk::{DiskError, DiskImage, SharedDisk};
 pub use fw_cfg::FwCfg;
 pub use lapic::Lapic;
 pub use pic::Pic;
 pub use pit::Pit;
 pub use uart::Uart;
+pub use virtio::{DmaError, DmaMemory, VirtioBlk, VirtioConsole, VirtioMmio, VirtioStats};

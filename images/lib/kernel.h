@@ -17,11 +17,17 @@
 #define EXIT_FAIL 1 /* at least one check failed: host exit status 3 */
 #define EXIT_PANIC 2 /* unexpected exception or internal error: host exit status 5 */
 
-/* ---- serial.c: COM1, a 16550 UART driven by polling ---- */
+/*
+ * ---- serial.c: the console: COM1, a 16550 UART driven by polling ----
+ * (in a paravirtual build: the pv-ops console, virtio-console; see pvops.h)
+ */
 void serial_init(void);
 void serial_putc(char c); /* '\n' is sent as "\r\n" */
 void serial_puts(const char *s);
-void serial_flush(void); /* wait until the transmitter is empty */
+void serial_flush(void); /* send what is buffered; wait until the transmitter is empty */
+/* COM1 itself, in every build: one byte as is (no "\r\n"), and the bounded drain. */
+void com1_putc(char c);
+void com1_flush(void);
 
 /* ---- printf.c: %s %c %d %i %u %x %X %p %%, with 'l'/'ll', width and '0'/'-' flags ---- */
 int printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

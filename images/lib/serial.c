@@ -1,7 +1,19 @@
 /*
- * serial.c - COM1 (a 16550 UART at I/O port 0x3f8), output only, polled.
+ * serial.c - the console: COM1 (a 16550 UART at I/O port 0x3f8), output
+ * only, polled.
+ *
+ * In the paravirtual build (-DPV=1) the bytes go through the pv-ops
+ * console instead (lib/pvops.c: virtio-console, a line per descriptor
+ * chain, so the kernel does not trap to the monitor on every byte). It
+ * falls back to COM1 until pv_init has set it up, and for good if the
+ * device is missing or stops completing. The "\r\n" conversion stays
+ * here: the same bytes leave the kernel either way.
  */
 #include "kernel.h"
+
+#if PV
+#include "pvops.h"
+#endif
 
 #define COM1 0x3f8
 /* Register offsets from the base port. */
@@ -30,12 +42,26 @@ void serial_init(void)
 	outb(COM1 + UART_MCR, 0x03); /* DTR, RTS */
 }
 
-static void put_raw(char c)
+void com1_putc(char c)
 {
 	while (!(inb(COM1 + UART_LSR) & LSR_THRE))
 		;
 	outb(COM1 + UART_THR, (u8)c);
 }
+
+void com1_flush(void)
+{
+	/* Bounded: a UART that never drains must not hang the exit path. */
+	for (unsigned i = 0; i < 100000; i++)
+		if (inb(COM1 + UART_LSR) & LSR_TEMT)
+			return;
+}
+
+#if PV
+static void put_raw(char c) { pv_ops->console_putc(c); }
+#else
+static void put_raw(char c) { com1_putc(c); }
+#endif
 
 void serial_putc(char c)
 {
@@ -52,8 +78,9 @@ void serial_puts(const char *s)
 
 void serial_flush(void)
 {
-	/* Bounded: a UART that never drains must not hang the exit path. */
-	for (unsigned i = 0; i < 100000; i++)
-		if (inb(COM1 + UART_LSR) & LSR_TEMT)
-			return;
+#if PV
+	pv_ops->console_flush(); /* sends a buffered partial line */
+#else
+	com1_flush();
+#endif
 }

@@ -50,6 +50,12 @@ void trap_init(void)
 	__asm__ volatile("lidt %0" : : "m"(idtr));
 }
 
+void idt_descriptor(u64 *base, u16 *limit)
+{
+	*base = (u64)idt;
+	*limit = sizeof(idt) - 1;
+}
+
 trap_handler_fn trap_set_handler(u8 vector, trap_handler_fn h)
 {
 	trap_handler_fn old = handlers[vector];

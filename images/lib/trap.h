@@ -21,6 +21,8 @@ typedef void (*trap_handler_fn)(struct trap_frame *f);
 
 /* Fill all 256 IDT gates (interrupt gates, DPL 0) and load IDTR. */
 void trap_init(void);
+/* What trap_init loaded into IDTR (from memory, not from SIDT). */
+void idt_descriptor(u64 *base, u16 *limit);
 /* Call h for this vector instead of panicking (NULL: panic again). Returns the previous handler. */
 trap_handler_fn trap_set_handler(u8 vector, trap_handler_fn h);
 /* Panic with a description of the trap: what happens to vectors nobody handles. */

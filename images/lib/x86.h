@@ -9,6 +9,7 @@
 
 /* ---- Control registers (SDM vol. 3, 2.5) ---- */
 #define CR0_PE 0x00000001 /* protection enable */
+#define CR0_MP 0x00000002 /* monitor coprocessor (WAIT/FWAIT and CR0.TS) */
 #define CR0_ET 0x00000010 /* extension type (hardwired to 1) */
 #define CR0_WP 0x00010000 /* write protect: ring 0 honours read-only pages */
 #define CR0_PG 0x80000000 /* paging */
@@ -94,6 +95,13 @@ static inline u8 inb(u16 port)
 {
 	u8 v;
 	__asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
+	return v;
+}
+
+static inline u16 inw(u16 port)
+{
+	u16 v;
+	__asm__ volatile("inw %1, %0" : "=a"(v) : "Nd"(port));
 	return v;
 }
 

@@ -149,6 +149,12 @@ pub trait PteMemory {
     /// Write an entry back (Accessed/Dirty updates). Returns false if `pa`
     /// is not RAM, in which case the update is dropped.
     fn write_pte(&mut self, pa: GuestPhysAddr, size: u8, val: u64) -> bool;
+    /// Re-read an entry the walk already read, to set its Accessed/Dirty
+    /// bits (hardware does this as one locked update of the same entry).
+    /// Counting implementations don't count it as a new walk reference.
+    fn reread_pte(&mut self, pa: GuestPhysAddr, size: u8) -> Option<u64> {
+        self.read_pte(pa, size)
+    }
 }
 
 /// The verdict at one level of a walk.
@@ -387,7 +393,7 @@ fn walk_inner<M: PteMemory + ?Sized>(
         // tables two levels can share one entry, and an earlier update must
         // not be undone by a stale copy.
         let pa = GuestPhysAddr(entry_pa);
-        if let Some(cur) = mem.read_pte(pa, size) {
+        if let Some(cur) = mem.reread_pte(pa, size) {
             let cur = cur & ones;
             if cur & set != set {
                 mem.write_pte(pa, size, cur | set);

@@ -348,8 +348,9 @@ impl App {
             }
         }
         // Exits are rare next to steps: compare totals before looking closer.
+        // (A monitor reports each of its traps as an event already.)
         let total = self.m.accel.stats().total();
-        if total != self.last_exit_total {
+        if total != self.last_exit_total && self.m.accel.monitor_stats().is_none() {
             self.last_exit_total = total;
             let now: Vec<(&'static str, u64)> = self.m.accel.stats().iter().collect();
             for (kind, n) in now {

@@ -9,8 +9,8 @@
 use cpu::state::efer;
 use cpu::{CpuState, SegReg};
 use mmu::{
-    GuestPhysAddr, GuestRam, GuestVirtAddr, PagingMode, PagingRegs, PhysLayout, PhysTarget,
-    RamPtes, RangeScan, WalkTrace,
+    GuestPhysAddr, GuestPhysMap, GuestRam, GuestVirtAddr, MappedPtes, PagingMode, PagingRegs,
+    PhysTarget, RangeScan, WalkTrace,
 };
 use tui::WalkView;
 
@@ -27,16 +27,16 @@ fn translatable(regs: &PagingRegs, lin: u64) -> bool {
 
 /// Guest-physical bytes: `None` where there is no RAM (the MMIO hole,
 /// beyond the end of RAM). Never touches devices.
-pub fn read_phys(ram: &GuestRam, layout: &PhysLayout, pa: u64, len: usize) -> Vec<Option<u8>> {
+pub fn read_phys(ram: &GuestRam, phys: &dyn GuestPhysMap, pa: u64, len: usize) -> Vec<Option<u8>> {
     let mut out = Vec::with_capacity(len);
     let mut at = pa;
     while out.len() < len {
         let in_page = (0x1000 - (at & 0xfff)) as usize;
         let n = in_page.min(len - out.len());
         let mut buf = vec![0u8; n];
-        let ok = match layout.translate(GuestPhysAddr(at)) {
-            PhysTarget::Ram(ma) => ram.read(ma, &mut buf).is_ok(),
-            PhysTarget::Mmio(_) => false,
+        let ok = match phys.translate(ram, GuestPhysAddr(at), &mut 0) {
+            Some(ma) => ram.read(ma, &mut buf).is_ok(),
+            None => false,
         };
         if ok {
             out.extend(buf.into_iter().map(Some));
@@ -52,7 +52,7 @@ pub fn read_phys(ram: &GuestRam, layout: &PhysLayout, pa: u64, len: usize) -> Ve
 /// walk fails or the page is not RAM.
 pub fn read_virt(
     ram: &GuestRam,
-    layout: &PhysLayout,
+    phys: &dyn GuestPhysMap,
     regs: &PagingRegs,
     lin: u64,
     len: usize,
@@ -64,12 +64,12 @@ pub fn read_virt(
         let n = in_page.min(len - out.len());
         let pa = translatable(regs, at)
             .then(|| {
-                let mut mem = RamPtes::new(ram, layout);
+                let mut mem = MappedPtes::new(ram, phys);
                 mmu::walk_debug(regs, &mut mem, GuestVirtAddr(at), None).ok()
             })
             .flatten();
         match pa {
-            Some(t) => out.extend(read_phys(ram, layout, t.pa.raw(), n)),
+            Some(t) => out.extend(read_phys(ram, phys, t.pa.raw(), n)),
             None => out.extend(std::iter::repeat_n(None, n)),
         }
         at = at.wrapping_add(n as u64);
@@ -123,18 +123,21 @@ pub fn register(s: &CpuState, name: &str) -> Option<(u64, SegReg)> {
 /// entry reads).
 pub fn walk_view(
     ram: &GuestRam,
-    layout: &PhysLayout,
+    phys: &dyn GuestPhysMap,
     regs: PagingRegs,
     va: u64,
     origin: &str,
     ranges: Option<(usize, usize)>,
 ) -> WalkView {
-    let mut mem = RamPtes::new(ram, layout);
+    let mut mem = MappedPtes::new(ram, phys);
     let mut trace = WalkTrace::default();
     let target = if translatable(&regs, va) {
         mmu::walk_debug(&regs, &mut mem, GuestVirtAddr(va), Some(&mut trace))
             .ok()
-            .map(|t| layout.translate(t.pa))
+            .map(|t| match phys.translate(ram, t.pa, &mut 0) {
+                Some(ma) => PhysTarget::Ram(ma),
+                None => PhysTarget::Mmio(t.pa),
+            })
     } else {
         trace.va = GuestVirtAddr(va);
         // Non-canonical: the CPU raises #GP before any walk.
@@ -152,7 +155,18 @@ pub fn walk_view(
         regs,
         trace: Some(trace),
         target,
+        stage2: stage2_label(phys),
+        nested: Vec::new(),
         ranges,
+    }
+}
+
+/// How the second stage is described in the walk pane.
+fn stage2_label(phys: &dyn GuestPhysMap) -> String {
+    match phys.name() {
+        "layout" => "the layout (PA = MA)".into(),
+        "p2m" => "the monitor's p2m (PA != MA)".into(),
+        other => other.into(),
     }
 }
 
@@ -165,7 +179,7 @@ mod tests {
     #[test]
     fn reads_through_tables_and_holes() {
         let ram = GuestRam::new(0x20_0000).unwrap();
-        let layout = PhysLayout::new(0x20_0000);
+        let layout = mmu::LayoutMap(mmu::PhysLayout::new(0x20_0000));
         // 4-level: VA 0x40_0000.. → PA 0x5000 (4 KiB), nothing else mapped.
         let w = |pa: u64, v: u64| ram.write_le(MachineAddr(pa), 8, v).unwrap();
         w(0x1000, 0x2003);

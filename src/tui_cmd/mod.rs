@@ -56,6 +56,11 @@ fn check_args(args: &RunArgs) -> Result<(), String> {
             "--max-insns needs an accelerator that counts instructions: use --accel tcg".into(),
         );
     }
+    if args.virt.mode().is_some() && args.accel != crate::machine::AccelKind::Tcg {
+        return Err(
+            "--virt runs ringside's own monitor on the software CPU: use --accel tcg".into(),
+        );
+    }
     Ok(())
 }
 
@@ -66,6 +71,8 @@ fn build(args: &RunArgs, serial: &SerialBuffer) -> Result<Machine, i32> {
     let cfg = MachineConfig {
         memory,
         accel: args.accel,
+        virt: args.virt.mode(),
+        disk: args.disk.clone(),
         boot: crate::boot::BootConfig {
             kernel: args.kernel.clone(),
             append: args.append.clone(),

@@ -231,7 +231,7 @@ fn cr3_breakpoint_and_a_four_level_walk() {
     }
     assert!(s.contains("leaf: 4 KiB page at"), "{s}");
     assert!(s.contains("0x8000000038 → GPA"), "{s}");
-    assert!(s.contains("(RAM, by the layout)"), "{s}");
+    assert!(s.contains("(RAM, by the layout (PA = MA))"), "{s}");
     assert!(s.contains("mapped ranges (info mem)"), "{s}");
 }
 
@@ -405,5 +405,65 @@ fn halted_guests_wake_on_timers_in_both_run_modes() {
             "checked={checked}"
         );
         assert!(a.snap.traps.count("exit hlt") > 0, "checked={checked}");
+    }
+}
+
+#[test]
+fn virt_full_shows_traps_both_cpls_and_the_p2m() {
+    let k = image("paging");
+    let mut a = app_with(&[
+        "--kernel",
+        k.to_str().expect("utf-8 path"),
+        "--virt",
+        "full",
+    ]);
+    // The 32-bit boot path turns on PAE, long mode and paging: privileged
+    // instructions that trap to the monitor at real CPL 1.
+    typed(&mut a, "300s");
+    settle(&mut a);
+    let s = screen(&mut a);
+    let row = a
+        .snap
+        .traps
+        .rows()
+        .find(|r| r.cause == "trap privileged")
+        .cloned()
+        .unwrap_or_else(|| panic!("no privileged-instruction trap row:\n{s}"));
+    let rip = row.rip.expect("the trap's rip");
+    assert_eq!(row.cpl, Some(0), "the guest believed CPL 0");
+    assert!(s.contains("trap privileged"), "{s}");
+    assert!(
+        !s.contains("exit privileged"),
+        "traps are logged once:\n{s}"
+    );
+    // Selecting the row jumps the code pane to the trapping instruction.
+    key(&mut a, KeyCode::Tab);
+    for _ in 0..a.snap.traps.rows().count() {
+        key(&mut a, KeyCode::Up);
+    }
+    let s = screen(&mut a);
+    assert!(s.contains("Code @ trap #"), "{s}");
+    let _ = rip;
+    // The CPU pane: the guest kernel believes ring 0 and runs in ring 1.
+    assert!(s.contains("guest CPL 0 real CPL 1"), "{s}");
+    // The walk pane goes VA → PA by the guest's tables, PA → MA by the
+    // monitor's p2m, and the two physical addresses differ.
+    prompt(&mut a, 'W', "rip");
+    let s = screen(&mut a);
+    assert!(s.contains("by the monitor's p2m (PA != MA)"), "{s}");
+    match a.snap.walk.target {
+        Some(mmu::PhysTarget::Ram(ma)) => {
+            let pa = a
+                .snap
+                .walk
+                .trace
+                .as_ref()
+                .and_then(|t| t.result)
+                .and_then(|r| r.ok())
+                .map(|t| t.pa.raw())
+                .unwrap_or_else(|| panic!("no translation:\n{s}"));
+            assert_ne!(pa, ma.0, "PA = MA under the monitor:\n{s}");
+        }
+        other => panic!("walk target {other:?}:\n{s}"),
     }
 }

@@ -32,6 +32,7 @@ impl App {
         self.snap.cpu.state = state.clone();
         self.snap.cpu.prev = self.prev.clone();
         self.snap.cpu.halted = self.m.halted().is_some() || state.halted;
+        self.snap.cpu.real_cpl = self.m.accel.real_cpl().filter(|r| *r != state.cpl());
         self.refresh_code(&state);
         self.refresh_walk(&state);
         self.refresh_memory(&state);
@@ -69,7 +70,13 @@ impl App {
         let start = centre.saturating_sub(CODE_BEFORE);
         let regs = paging_regs(s);
         let lin = linear(s, SegReg::Cs, start);
-        let bytes = read_virt(&self.m.ram, &self.m.layout, &regs, lin, CODE_AFTER + 64);
+        let bytes = read_virt(
+            &self.m.ram,
+            &*self.m.guest_phys(),
+            &regs,
+            lin,
+            CODE_AFTER + 64,
+        );
         let mem = CodeBytes { start, bytes };
         let syntax = self.snap.code.syntax;
         let lines = disassemble(&mem, centre, bitness, syntax, 24, 48);
@@ -101,7 +108,7 @@ impl App {
         let s = self.m.accel.get_state().ok()?;
         let regs = paging_regs(&s);
         let lin = linear(&s, SegReg::Cs, s.rip);
-        let bytes = read_virt(&self.m.ram, &self.m.layout, &regs, lin, 16);
+        let bytes = read_virt(&self.m.ram, &*self.m.guest_phys(), &regs, lin, 16);
         let mem = CodeBytes {
             start: s.rip,
             bytes,
@@ -139,12 +146,16 @@ impl App {
         let old_ranges = self.snap.walk.ranges.take();
         let mut view = inspect::walk_view(
             &self.m.ram,
-            &self.m.layout,
+            &*self.m.guest_phys(),
             paging_regs(s),
             va,
             &origin,
             rescan.then_some((RANGES_MAX, RANGES_BUDGET)),
         );
+        if let Some(lines) = self.m.accel.walk_2d_lines(va) {
+            view.stage2 = "the nested tables (hw)".into();
+            view.nested = lines;
+        }
         if rescan {
             self.ranges_at = Some((self.generation, now));
         } else {
@@ -167,8 +178,8 @@ impl App {
         // Rows start on a 16-byte boundary.
         let addr = addr & !0xf;
         let bytes = match space {
-            Space::Virtual => read_virt(&self.m.ram, &self.m.layout, &regs, addr, MEM_BYTES),
-            Space::Physical => read_phys(&self.m.ram, &self.m.layout, addr, MEM_BYTES),
+            Space::Virtual => read_virt(&self.m.ram, &*self.m.guest_phys(), &regs, addr, MEM_BYTES),
+            Space::Physical => read_phys(&self.m.ram, &*self.m.guest_phys(), addr, MEM_BYTES),
         };
         self.snap.memory = tui::MemoryView {
             addr,

@@ -79,10 +79,10 @@ pub struct CpuView {
     pub state: CpuState,
     /// The state before the last step or run, to highlight what changed.
     pub prev: Option<CpuState>,
-    /// In a virtualized mode, the CPL the guest believes it runs at (a
-    /// ring-compressed guest kernel runs at a real CPL above 0); `None`
-    /// when the guest runs at its own CPL.
-    pub virt_cpl: Option<u8>,
+    /// In a virtualized mode, the CPL the guest really runs at, when it
+    /// differs from the CPL it believes it has (`state`'s): a
+    /// ring-compressed guest kernel believes CPL 0 and really runs at 1.
+    pub real_cpl: Option<u8>,
     /// The vCPU is in the HLT state.
     pub halted: bool,
 }
@@ -114,9 +114,15 @@ pub struct WalkView {
     pub regs: PagingRegs,
     /// The walk, level by level (`None` before the first walk).
     pub trace: Option<WalkTrace>,
-    /// GPA → machine address through the physical layout, for a walk that
+    /// GPA → machine address through the second stage, for a walk that
     /// produced a physical address.
     pub target: Option<PhysTarget>,
+    /// How GPA becomes MA here: "the layout (PA = MA)", "the monitor's
+    /// p2m", "the nested tables: a 2-D walk of N references".
+    pub stage2: String,
+    /// Under nested paging: the 2-D walk, one line per guest level with
+    /// the nested walk of its entry, and the reference count.
+    pub nested: Vec<String>,
     /// The page-table overview (`info mem`).
     pub ranges: Option<RangeScan>,
 }

@@ -123,13 +123,14 @@ fn cpu_pane_modes_and_virtual_cpl() {
     // A compatibility-mode code segment under EFER.LMA.
     let mut s = kernel_state();
     s.seg[SegReg::Cs as usize] = Segment::from_descriptor(0x23, 0x00cf_fa00_0000_ffff);
+    s.seg[SegReg::Cs as usize] = Segment::from_descriptor(0x20, 0x00cf_9a00_0000_ffff);
     snap.cpu.state = s;
     // A ring-compressed guest kernel: it believes CPL 0, really runs at 1.
-    snap.cpu.virt_cpl = Some(0);
+    snap.cpu.real_cpl = Some(1);
     let buf = draw(52, 28, |f| panes::cpu::render(f, f.area(), &snap));
     let t = text(&buf);
     assert!(t.contains("compat 32-bit"), "{t}");
-    assert!(t.contains("guest CPL 0 real CPL 3"), "{t}");
+    assert!(t.contains("guest CPL 0 real CPL 1"), "{t}");
 }
 
 #[test]
@@ -218,6 +219,8 @@ fn walk_view(ram: &GuestRam, layout: &PhysLayout, regs: PagingRegs, va: u64) -> 
         regs,
         trace: Some(trace),
         target,
+        stage2: "the layout (PA = MA)".into(),
+        nested: Vec::new(),
         ranges,
     }
 }
@@ -256,7 +259,7 @@ fn walk_pane_shows_a_four_level_walk() {
         "{t}"
     );
     assert!(
-        t.contains("GPA 0x89567 → MA 0x89567 (RAM, by the layout)"),
+        t.contains("GPA 0x89567 → MA 0x89567 (RAM, by the layout (PA = MA))"),
         "{t}"
     );
     assert!(t.contains("mapped ranges (info mem): 1"), "{t}");

@@ -122,6 +122,26 @@ fn describe(ev: &CpuEvent, rip_hint: Option<u64>) -> Option<Described> {
             plain(format!("CR{cr} write"), format!("{old:#x} -> {new:#x}"))
         }
         CpuEvent::ModeChange { from, to } => plain("mode".into(), format!("{from} -> {to}")),
+        CpuEvent::Trap(t) => {
+            let mut detail = t.detail.clone();
+            if let Some(tr) = t.translation {
+                let part = |v: Option<u64>| v.map_or("-".to_string(), |a| format!("{a:#x}"));
+                detail.push_str(&format!(
+                    " [VA {:#x} -> PA {} -> MA {}]",
+                    tr.va,
+                    part(tr.pa),
+                    part(tr.ma)
+                ));
+            }
+            Described {
+                key: format!("trap {}", t.cause),
+                cause: format!("trap {}", t.cause),
+                rip: Some(t.rip),
+                cpl: Some(t.guest_cpl),
+                detail,
+                io: false,
+            }
+        }
         CpuEvent::TlbFlush { va, global } => match va {
             Some(va) => plain("INVLPG".into(), format!("{va:#x}")),
             None => plain(

@@ -165,6 +165,33 @@ impl KvmAccel {
     pub fn event_in_flight(&mut self) -> Result<Option<String>, AccelError> {
         self.vcpu.event_in_flight()
     }
+
+    /// The vCPU file descriptor, for lockstep's own single-step loop
+    /// (`crate::lockstep`), which drives `KVM_RUN` itself.
+    pub(crate) fn vcpu_fd(&mut self) -> &mut kvm_ioctls::VcpuFd {
+        &mut self.vcpu.fd
+    }
+
+    /// Run `f` (which enters the guest itself, as lockstep does) with the
+    /// kicker armed for `deadline`: `KVM_RUN` returns `EINTR` by then.
+    pub(crate) fn with_kick<R>(
+        &mut self,
+        deadline: Instant,
+        f: impl FnOnce(&mut Self) -> R,
+    ) -> Result<R, AccelError> {
+        let flag = self.vcpu.immediate_exit_ptr();
+        // The kicker is moved out for the call so `f` can borrow `self`.
+        let mut kicker = std::mem::take(&mut self.kicker);
+        let r = match kicker.arm(Some(deadline), flag) {
+            Ok(_guard) => Ok(f(self)),
+            Err(detail) => Err(AccelError::Host {
+                what: "arming the vCPU kick",
+                detail,
+            }),
+        };
+        self.kicker = kicker;
+        r
+    }
 }
 
 impl Accelerator for KvmAccel {

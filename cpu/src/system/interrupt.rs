@@ -116,6 +116,19 @@ impl Cpu {
     /// `Some(CpuExit::Shutdown(f))`: triple fault; `f` is the fault that
     /// occurred while delivering #DF (the reason the machine stopped).
     pub(crate) fn raise_exception(&mut self, plat: &mut dyn Platform, f: Fault) -> Option<CpuExit> {
+        if self.exception_exits(f.vector) {
+            // Intercepted: the monitor sees the exception instead of the
+            // guest's IDT (CR2 is not written).
+            return Some(CpuExit::VmExit(crate::intercept::VmExit {
+                reason: crate::intercept::ExitReason::Exception {
+                    vector: f.vector,
+                    error_code: f.error_code,
+                    cr2: f.cr2,
+                },
+                rip: self.state.rip,
+                insn_len: 0,
+            }));
+        }
         deliver_chain(self, plat, Event::exception(f))
     }
 
@@ -155,6 +168,15 @@ fn deliver_chain(cpu: &mut Cpu, plat: &mut dyn Platform, first: Event) -> Option
             Ok(()) => return None,
             Err(f) => f,
         };
+        if second == crate::intercept::VM_EXIT_FAULT {
+            // A nested-paging miss while delivering: the monitor sees the
+            // EPT violation; the event being delivered is dropped (VT-x
+            // would report it in the IDT-vectoring field for re-injection).
+            if let Some(mut e) = cpu.take_pending_exit() {
+                e.rip = cpu.state.rip;
+                return Some(CpuExit::VmExit(e));
+            }
+        }
         let second_ev = Event::exception(second);
         let escalate = match (class(&ev), class(&second_ev)) {
             (Class::DoubleFault, _) => return Some(shutdown(plat, second)),

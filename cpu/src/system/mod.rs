@@ -61,6 +61,7 @@ pub(crate) fn exec(
     plat: &mut dyn Platform,
     insn: &Instruction,
 ) -> Result<(), Fault> {
+    cpu.check_insn_intercept(plat, insn)?;
     match handler_for(insn.code()) {
         Some(handler) => handler(cpu, plat, insn),
         None => Err(Fault::UD),
@@ -239,6 +240,9 @@ pub(crate) fn handler_for(code: Code) -> Option<SysHandler> {
         C::Hlt => |cpu, plat, insn| misc::hlt(cpu),
         C::Invlpg_m => |cpu, plat, insn| misc::invlpg(cpu, insn),
         C::Wbinvd | C::Invd => |cpu, plat, insn| misc::wbinvd(cpu),
+        // Outside VMX non-root operation VMCALL is #UD (a monitor that
+        // intercepts it turns it into a hypercall exit first).
+        C::Vmcall | C::Vmmcall => |cpu, plat, insn| Err(Fault::UD),
 
         _ => return None,
     };

@@ -213,10 +213,10 @@ pub fn lines(snap: &Snapshot) -> Vec<Line<'static>> {
     let cpl = s.cpl();
     let cpl_changed = prev.is_some_and(|p| p.cpl() != cpl);
     let mut ring = vec![];
-    match snap.cpu.virt_cpl {
-        Some(v) => {
-            ring.push(Span::styled(format!("guest CPL {v}"), ring_style(v)));
-            ring.push(Span::styled(format!(" real CPL {cpl}"), ring_style(cpl)));
+    match snap.cpu.real_cpl {
+        Some(real) => {
+            ring.push(Span::styled(format!("guest CPL {cpl}"), ring_style(cpl)));
+            ring.push(Span::styled(format!(" real CPL {real}"), ring_style(real)));
         }
         None => {
             let mut st = ring_style(cpl);

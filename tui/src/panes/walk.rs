@@ -142,7 +142,7 @@ pub fn lines(snap: &Snapshot) -> Vec<Line<'static>> {
                 Span::raw(format!(" ({how})")),
             ]));
             let ma = match w.target {
-                Some(PhysTarget::Ram(ma)) => format!("→ MA {:#x} (RAM, by the layout)", ma.0),
+                Some(PhysTarget::Ram(ma)) => format!("→ MA {:#x} (RAM, by {})", ma.0, w.stage2),
                 Some(PhysTarget::Mmio(pa)) => {
                     format!("→ MMIO at {:#x} (no RAM behind it)", pa.raw())
                 }
@@ -165,6 +165,15 @@ pub fn lines(snap: &Snapshot) -> Vec<Line<'static>> {
             ));
         }
         None => {}
+    }
+    if !w.nested.is_empty() {
+        out.push(Line::styled(
+            "2-D walk (nested paging): every guest-physical reference is itself a nested walk",
+            dim(),
+        ));
+        for l in &w.nested {
+            out.push(Line::raw(l.clone()));
+        }
     }
     if let Some(scan) = &w.ranges {
         out.push(Line::styled(
