@@ -467,3 +467,22 @@ fn virt_full_shows_traps_both_cpls_and_the_p2m() {
         other => panic!("walk target {other:?}:\n{s}"),
     }
 }
+
+#[test]
+fn virt_hw_walk_pane_shows_the_two_dimensional_walk() {
+    let k = image("paging");
+    let mut a = app_with(&["--kernel", k.to_str().expect("utf-8 path"), "--virt", "hw"]);
+    prompt(&mut a, 'b', "cr3");
+    typed(&mut a, "r");
+    settle(&mut a);
+    typed(&mut a, "r");
+    settle(&mut a);
+    // TEST_VA + 0x38 in paging.c: 4-level guest tables over 4-level
+    // nested tables — 4 guest entries, each found by a 4-reference nested
+    // walk, then the final nested walk: 24 references.
+    prompt(&mut a, 'W', "0x8000000038");
+    let s = screen(&mut a);
+    assert!(s.contains("2-D walk (nested paging)"), "{s}");
+    assert!(s.contains("24 memory references"), "{s}");
+    assert!(s.contains("by the nested tables (hw)"), "{s}");
+}
