@@ -43,27 +43,30 @@ impl TcgAccel {
     /// What an interpreter exit means to the machine (counting it).
     fn vcpu_exit(&mut self, exit: CpuExit) -> VcpuExit {
         match exit {
-            CpuExit::Budget => VcpuExit::SliceEnd,
-            CpuExit::Halted => {
-                self.stats.bump("hlt");
-                let interrupts_enabled = self.cpu.rflags() & cpu::state::rflags::IF != 0;
-                VcpuExit::Hlt { interrupts_enabled }
-            }
-            CpuExit::Stopped => VcpuExit::Stopped,
-            CpuExit::Shutdown(fault) => {
-                self.stats.bump("shutdown");
-                VcpuExit::Shutdown {
-                    reason: format!(
-                        "{fault} could not be delivered at rip {:#x}",
-                        self.cpu.state.rip
-                    ),
-                }
-            }
-            // No intercepts are installed on a plain tcg vCPU.
-            CpuExit::VmExit(e) => VcpuExit::MonitorStop {
-                reason: format!("unexpected {} exit at rip {:#x}", e.reason.name(), e.rip),
-            },
+            CpuExit::Halted => self.stats.bump("hlt"),
+            CpuExit::Shutdown(_) => self.stats.bump("shutdown"),
+            _ => {}
         }
+        cpu_exit_to_vcpu(&self.cpu, exit)
+    }
+}
+
+/// The machine's view of an interpreter exit (shared by every backend
+/// built on `cpu::Cpu`). A `VmExit` reaching here had no monitor to
+/// handle it: a clean stop naming it.
+pub(crate) fn cpu_exit_to_vcpu(cpu: &Cpu, exit: CpuExit) -> VcpuExit {
+    match exit {
+        CpuExit::Budget => VcpuExit::SliceEnd,
+        CpuExit::Halted => VcpuExit::Hlt {
+            interrupts_enabled: cpu.state.rflags & cpu::state::rflags::IF != 0,
+        },
+        CpuExit::Stopped => VcpuExit::Stopped,
+        CpuExit::Shutdown(fault) => VcpuExit::Shutdown {
+            reason: format!("{fault} could not be delivered at rip {:#x}", cpu.state.rip),
+        },
+        CpuExit::VmExit(e) => VcpuExit::MonitorStop {
+            reason: format!("unexpected {} exit at rip {:#x}", e.reason.name(), e.rip),
+        },
     }
 }
 

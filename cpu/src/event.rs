@@ -88,6 +88,25 @@ pub enum CpuEvent {
     Trap(TrapEvent),
 }
 
+/// Every trap cause a monitor reports in [`TrapEvent::cause`], in table
+/// order (the keys of `ringside compare --json`).
+pub const TRAP_CAUSES: &[&str] = &[
+    "privileged",
+    "sensitive",
+    "guest_pf",
+    "hidden_pf",
+    "pt_write",
+    "cr3_invlpg",
+    "io",
+    "mmio",
+    "hypercall",
+    "hlt",
+    "irq_window",
+    "external_irq",
+    "exception",
+    "cpuid",
+];
+
 /// One trap into the virtualization monitor.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrapEvent {

@@ -26,7 +26,7 @@ pub mod state;
 pub(crate) mod system;
 
 pub use cpu::{Cpu, CpuExit, CpuStats};
-pub use event::{CpuEvent, IntKind, TraceFlags, TrapEvent, TrapTranslation};
+pub use event::{CpuEvent, IntKind, TraceFlags, TrapEvent, TrapTranslation, TRAP_CAUSES};
 pub use fault::Fault;
 pub use intercept::{ExitReason, Intercepts, IoIntercept, VmExit};
 pub use platform::Platform;

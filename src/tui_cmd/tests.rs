@@ -486,3 +486,32 @@ fn virt_hw_walk_pane_shows_the_two_dimensional_walk() {
     assert!(s.contains("24 memory references"), "{s}");
     assert!(s.contains("by the nested tables (hw)"), "{s}");
 }
+
+#[test]
+fn breaks_on_a_monitor_trap_cause() {
+    let k = image("ptupdate");
+    let mut a = app_with(&[
+        "--kernel",
+        k.to_str().expect("utf-8 path"),
+        "--virt",
+        "full",
+    ]);
+    prompt(&mut a, 'b', "trap pt_write");
+    typed(&mut a, "r");
+    settle(&mut a);
+    let s = screen(&mut a);
+    assert!(s.contains("breakpoint: trap pt_write"), "{s}");
+    let row = a
+        .snap
+        .traps
+        .rows()
+        .find(|r| r.cause == "trap pt_write")
+        .cloned()
+        .unwrap_or_else(|| panic!("no pt_write row:\n{s}"));
+    // A page-table write carries its VA → PA → MA steps.
+    assert!(
+        row.detail.contains("VA 0x") && row.detail.contains("MA 0x"),
+        "{}",
+        row.detail
+    );
+}

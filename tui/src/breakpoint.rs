@@ -23,6 +23,9 @@ pub enum Breakpoint {
     ModeSwitch,
     /// Stop after the CPL changes.
     RingChange,
+    /// Stop after the virtualization monitor takes a trap (of this cause,
+    /// one of [`cpu::TRAP_CAUSES`], if given).
+    Trap(Option<&'static str>),
 }
 
 /// Exception mnemonics the prompt accepts, with or without '#'.
@@ -49,7 +52,7 @@ const EXCEPTIONS: &[(&str, u8)] = &[
 
 /// What the `b` prompt accepts, for the help text and error messages.
 pub const SYNTAX: &str =
-    "0xADDR | #gp #pf #ud … | int [N] | irq | cr [N] | io [PORT] | mode | ring";
+    "0xADDR | #gp #pf #ud … | int [N] | irq | cr [N] | io [PORT] | mode | ring | trap [CAUSE]";
 
 /// Parse a number: 0x-prefixed hex, or decimal.
 fn number(s: &str) -> Option<u64> {
@@ -111,6 +114,18 @@ impl Breakpoint {
             "io" | "port" => Breakpoint::Io(need_number("port", 0xffff)?.map(|n| n as u16)),
             "mode" if arg.is_none() => Breakpoint::ModeSwitch,
             "ring" | "cpl" if arg.is_none() => Breakpoint::RingChange,
+            "trap" => match arg {
+                None => Breakpoint::Trap(None),
+                Some(a) => match cpu::TRAP_CAUSES.iter().find(|c| **c == a) {
+                    Some(c) => Breakpoint::Trap(Some(c)),
+                    None => {
+                        return Err(format!(
+                            "'{a}' is not a trap cause: use one of {}",
+                            cpu::TRAP_CAUSES.join(", ")
+                        ))
+                    }
+                },
+            },
             _ if arg.is_none() => match parse_addr(first) {
                 Some(a) => Breakpoint::Addr(a),
                 None => return Err(format!("'{text}' is not a breakpoint: use {SYNTAX}")),
@@ -131,6 +146,7 @@ impl Breakpoint {
             }
             (Breakpoint::Io(want), CpuEvent::Pio { port, .. }) => want.is_none_or(|w| w == *port),
             (Breakpoint::ModeSwitch, CpuEvent::ModeChange { .. }) => true,
+            (Breakpoint::Trap(want), CpuEvent::Trap(t)) => want.is_none_or(|w| w == t.cause),
             _ => false,
         }
     }
@@ -160,6 +176,8 @@ impl Breakpoint {
             Breakpoint::Io(None) => "port I/O".into(),
             Breakpoint::ModeSwitch => "mode switch".into(),
             Breakpoint::RingChange => "ring change".into(),
+            Breakpoint::Trap(Some(c)) => format!("trap {c}"),
+            Breakpoint::Trap(None) => "any trap".into(),
         }
     }
 }
@@ -184,7 +202,18 @@ mod tests {
         assert_eq!(p("io 0xf4"), Breakpoint::Io(Some(0xf4)));
         assert_eq!(p(" Mode "), Breakpoint::ModeSwitch);
         assert_eq!(p("ring"), Breakpoint::RingChange);
-        for bad in ["", "zz", "int 300", "cr 9", "io 0x10000", "mode x", "a b c"] {
+        assert_eq!(p("trap"), Breakpoint::Trap(None));
+        assert_eq!(p("trap pt_write"), Breakpoint::Trap(Some("pt_write")));
+        for bad in [
+            "",
+            "zz",
+            "int 300",
+            "cr 9",
+            "io 0x10000",
+            "mode x",
+            "a b c",
+            "trap nope",
+        ] {
             assert!(Breakpoint::parse(bad).is_err(), "{bad}");
         }
     }
@@ -220,6 +249,18 @@ mod tests {
             to: "long64",
         };
         assert!(Breakpoint::ModeSwitch.matches_event(&mode));
+        let trap = CpuEvent::Trap(cpu::TrapEvent {
+            cause: "pt_write",
+            rip: 0x1000,
+            mode: "full",
+            guest_cpl: 0,
+            real_cpl: 1,
+            detail: String::new(),
+            translation: None,
+        });
+        assert!(Breakpoint::Trap(Some("pt_write")).matches_event(&trap));
+        assert!(Breakpoint::Trap(None).matches_event(&trap));
+        assert!(!Breakpoint::Trap(Some("io")).matches_event(&trap));
         assert_eq!(Breakpoint::Vector(13).describe(), "#GP");
         assert_eq!(Breakpoint::CrWrite(Some(3)).describe(), "CR3 write");
     }

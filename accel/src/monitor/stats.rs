@@ -157,5 +157,9 @@ mod tests {
         assert_eq!(s.total(), 3);
         let keys: std::collections::HashSet<_> = TrapCause::ALL.iter().map(|c| c.key()).collect();
         assert_eq!(keys.len(), TrapCause::ALL.len());
+        // The CPU's list of cause names (what the TUI's breakpoints accept)
+        // is this list, in the same order.
+        let ours: Vec<&str> = TrapCause::ALL.iter().map(|c| c.key()).collect();
+        assert_eq!(ours, cpu::TRAP_CAUSES);
     }
 }

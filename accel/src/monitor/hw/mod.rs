@@ -255,27 +255,12 @@ impl HwMonitor {
     }
 
     /// A CPU exit that is not a VM exit: HLT state, stop, triple fault.
+    /// (The vCPU sits in the HLT state the HLT exit put it in.)
     fn plain_exit(&mut self, exit: CpuExit) -> VcpuExit {
-        match exit {
-            CpuExit::Budget => VcpuExit::SliceEnd,
-            // The vCPU sits in the HLT state the HLT exit put it in.
-            CpuExit::Halted => VcpuExit::Hlt {
-                interrupts_enabled: self.cpu.state.rflags & rflags::IF != 0,
-            },
-            CpuExit::Stopped => VcpuExit::Stopped,
-            CpuExit::Shutdown(fault) => {
-                self.stats.bump("shutdown");
-                VcpuExit::Shutdown {
-                    reason: format!(
-                        "{fault} could not be delivered at rip {:#x}",
-                        self.cpu.state.rip
-                    ),
-                }
-            }
-            CpuExit::VmExit(e) => VcpuExit::MonitorStop {
-                reason: format!("unexpected {} exit at rip {:#x}", e.reason.name(), e.rip),
-            },
+        if matches!(exit, CpuExit::Shutdown(_)) {
+            self.stats.bump("shutdown");
         }
+        crate::tcg::cpu_exit_to_vcpu(&self.cpu, exit)
     }
 
     fn instructions_retired(&self) -> u64 {
