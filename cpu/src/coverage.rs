@@ -199,8 +199,8 @@ mod tests {
             Code::Addps_xmm_xmmm128,
             Code::Fld_m32fp,
             Code::VEX_Vaddps_xmm_xmm_xmmm128,
-            // The SSE2 MOVSD shares its mnemonic with the string MOVSD.
-            Code::Movsd_xmm_xmmm64,
+            // The SSE2 CMPSD shares its mnemonic with the string CMPSD.
+            Code::Cmpsd_xmm_xmmm64_imm8,
             Code::INVALID,
         ] {
             assert!(!implemented(c), "{c:?} should not be implemented");

@@ -842,6 +842,9 @@ pub(crate) fn is_implemented(insn: &Instruction) -> bool {
 fn select_core(insn: &Instruction) -> Option<Handler> {
     use Code as C;
     use Mnemonic as M;
+    if let Some(h) = crate::insn::sse::select(insn) {
+        return Some(h);
+    }
     let sz0 = op_size(insn, 0);
     match insn.mnemonic() {
         M::Add => sel_alu::<{ alu::ADD }>(insn),
@@ -1069,6 +1072,6 @@ fn select_core(insn: &Instruction) -> Option<Handler> {
         | M::Endbr64 => Some(misc::nop),
         M::Clflush | M::Clflushopt => Some(misc::clflush),
         M::Ud0 | M::Ud1 | M::Ud2 => Some(misc::ud),
-        _ => None,
+        _ => crate::insn::bmi::select(insn),
     }
 }

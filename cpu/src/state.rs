@@ -68,6 +68,16 @@ pub mod msr {
     pub const IA32_TSC_AUX: u32 = 0xc000_0103;
 }
 
+/// MXCSR after RESET/INIT: all exceptions masked, round to nearest
+/// (SDM Vol. 1, 10.2.3).
+pub const MXCSR_RESET: u32 = 0x1f80;
+
+/// The MXCSR bits ringside implements (and reports as FXSAVE's
+/// MXCSR_MASK): flags, masks, rounding, FZ and DAZ (bits 0-15). Writing a
+/// bit outside it is #GP(0). Intel's value; AMD parts may also implement
+/// bit 17 (MM, misaligned-SSE mode), which ringside does not model.
+pub const MXCSR_MASK: u32 = 0xffff;
+
 /// Segment register numbers, in the SDM's Sreg encoding order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
@@ -248,6 +258,11 @@ pub struct CpuState {
     pub efer: u64,
     pub msr: MsrFile,
     pub xcr0: u64,
+    /// XMM0-XMM15 (SSE). Element 0 of a vector is the low bits (bit 0 of
+    /// the u128 is bit 0 of XMMn), as in memory (little-endian).
+    pub xmm: [u128; 16],
+    /// MXCSR: SSE control and status (SDM Vol. 1, 10.2.3).
+    pub mxcsr: u32,
     pub intr: Interruptibility,
     /// The processor is in the HLT state, waiting for an event.
     pub halted: bool,
@@ -307,6 +322,8 @@ impl CpuState {
                 ..MsrFile::default()
             },
             xcr0: 1,
+            xmm: [0; 16],
+            mxcsr: MXCSR_RESET,
             intr: Interruptibility::default(),
             halted: false,
         }

@@ -6,7 +6,7 @@
 //! records and the data windows, and starts the CPL-3 case loop with
 //! `set_state` (which also drops the interpreter's decoded blocks).
 
-use super::case::{Case, Outcome};
+use super::case::{Case, Outcome, Simd, SIMD_BLOCK};
 use super::guest::{self, Runtime};
 use crate::kvm::KvmAccel;
 use crate::tcg::TcgAccel;
@@ -243,6 +243,8 @@ impl Backend {
                 &vec![0xcc; (guest::RECORD_SIZE - guest::REC_RESULT) as usize],
             )?;
             self.write64(rec + guest::RES_DONE, 0)?;
+            // SSE state in (after the poison, which covers it).
+            self.write(rec + guest::REC_SIMD, &c.simd.to_bytes())?;
             let jmp_at = c.code_addr + c.code.len() as u64;
             let jmp = Instruction::with_branch(Code::Jmp_rel32_64, self.rt.store)
                 .map_err(|e| bad("jmp store", e))?;
@@ -380,6 +382,12 @@ impl Backend {
         for w in &c.windows {
             windows.push(self.read(w.addr, w.init.len())?);
         }
-        Ok(Outcome::from_result(gpr, rflags, exc, segs, done, windows))
+        let at = (guest::REC_SIMD - guest::REC_RESULT) as usize;
+        let mut o = Outcome::from_result(gpr, rflags, exc, segs, done, windows);
+        *o.simd = res
+            .get(at..at + SIMD_BLOCK)
+            .and_then(Simd::from_bytes)
+            .unwrap_or_default();
+        Ok(o)
     }
 }

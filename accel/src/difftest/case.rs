@@ -18,6 +18,48 @@ pub struct Window {
     pub init: Vec<u8>,
 }
 
+/// The SSE state of a case: XMM0-15 and MXCSR, loaded before the case
+/// runs (`Case::simd`) and stored after it (`Outcome::simd`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Simd {
+    pub xmm: [u128; 16],
+    pub mxcsr: u32,
+}
+
+impl Default for Simd {
+    /// All XMM registers zero, MXCSR at its reset value.
+    fn default() -> Self {
+        Simd {
+            xmm: [0; 16],
+            mxcsr: cpu::state::MXCSR_RESET,
+        }
+    }
+}
+
+/// Bytes of a case's SIMD block: XMM0-15 (16 bytes each, little-endian),
+/// then MXCSR (dword), padded to a multiple of 16.
+pub const SIMD_BLOCK: usize = 16 * 16 + 16;
+
+impl Simd {
+    /// The block's bytes (see [`SIMD_BLOCK`]).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut v: Vec<u8> = self.xmm.iter().flat_map(|x| x.to_le_bytes()).collect();
+        v.extend_from_slice(&self.mxcsr.to_le_bytes());
+        v.resize(SIMD_BLOCK, 0);
+        v
+    }
+
+    /// Parse a block; `None` if it is too short.
+    pub fn from_bytes(b: &[u8]) -> Option<Simd> {
+        let mut s = Simd::default();
+        for (i, x) in s.xmm.iter_mut().enumerate() {
+            *x = u128::from_le_bytes(b.get(16 * i..16 * i + 16)?.try_into().ok()?);
+        }
+        s.mxcsr = u32::from_le_bytes(b.get(256..260)?.try_into().ok()?);
+        Some(s)
+    }
+}
+
 /// The memory operand of the instruction under test, as the generator
 /// aimed it: `addr` is the linear address of the first byte accessed
 /// (for faulting cases, possibly non-canonical or unmapped).
@@ -45,6 +87,8 @@ pub struct Case {
     pub gpr: [u64; 16],
     /// Initial RFLAGS.
     pub rflags: u64,
+    /// Initial XMM registers and MXCSR.
+    pub simd: Simd,
     /// Data set up for the case (compared after the run).
     pub windows: Vec<Window>,
     pub mem: Option<MemTarget>,
@@ -75,6 +119,9 @@ pub struct Outcome {
     pub segs: [u16; 5],
     /// Final bytes of each of the case's windows.
     pub windows: Vec<Vec<u8>>,
+    /// Final XMM registers and MXCSR (set by the batch runner after
+    /// [`Outcome::from_result`]); boxed, it is most of the outcome.
+    pub simd: Box<Simd>,
 }
 
 impl Outcome {
@@ -100,6 +147,7 @@ impl Outcome {
             exception,
             segs,
             windows,
+            simd: Box::default(),
         }
     }
 }
@@ -198,6 +246,14 @@ impl Case {
             }
             let _ = writeln!(s, "{line}");
         }
+        if self.simd != Simd::default() {
+            let _ = writeln!(s, "  mxcsr {:#x}", self.simd.mxcsr);
+            for (i, x) in self.simd.xmm.iter().enumerate() {
+                if *x != 0 {
+                    let _ = writeln!(s, "  xmm{i:<2} {x:#034x}");
+                }
+            }
+        }
         if let Some(m) = self.mem {
             let _ = writeln!(s, "  memory operand: {} bytes at {:#x}", m.size, m.addr);
         }
@@ -269,6 +325,31 @@ pub fn describe_outcomes(case: &Case, names: [&str; 2], o: [&Outcome; 2]) -> Str
                 case.gpr[i]
             );
         }
+    }
+    for i in 0..16 {
+        let (a, b) = (o[0].simd.xmm[i], o[1].simd.xmm[i]);
+        let was = case.simd.xmm[i];
+        if a != b || a != was {
+            let _ = writeln!(
+                s,
+                "  {}xmm{i:<2}: {} {a:#034x} | {} {b:#034x}   (was {was:#034x})",
+                mark(a == b),
+                names[0],
+                names[1],
+            );
+        }
+    }
+    if o[0].simd.mxcsr != o[1].simd.mxcsr || o[0].simd.mxcsr != case.simd.mxcsr {
+        let _ = writeln!(
+            s,
+            "  {}mxcsr: {} {:#x} | {} {:#x}   (was {:#x})",
+            mark(o[0].simd.mxcsr == o[1].simd.mxcsr),
+            names[0],
+            o[0].simd.mxcsr,
+            names[1],
+            o[1].simd.mxcsr,
+            case.simd.mxcsr
+        );
     }
     if o[0].segs != o[1].segs {
         let _ = writeln!(

@@ -67,6 +67,14 @@ fn differences(case: &Case, a: &Outcome, b: &Outcome, u: &Undefined) -> Vec<Stri
     if a.segs != b.segs {
         d.push("segment selectors".into());
     }
+    for i in 0..16 {
+        if a.simd.xmm[i] != b.simd.xmm[i] {
+            d.push(format!("xmm{i}"));
+        }
+    }
+    if a.simd.mxcsr != b.simd.mxcsr {
+        d.push("mxcsr".into());
+    }
     for (k, w) in case.windows.iter().enumerate() {
         let (Some(x), Some(y)) = (a.windows.get(k), b.windows.get(k)) else {
             d.push("memory".into());

@@ -32,6 +32,12 @@ use super::case::{decode_all, Case, MemTarget, Window};
 use super::guest;
 use super::policy::reg_bits;
 use super::rng::Rng;
+#[path = "gen_bmi.rs"]
+mod gen_bmi;
+#[path = "gen_more.rs"]
+pub(crate) mod gen_more;
+#[path = "gen_sse.rs"]
+mod gen_sse;
 use cpu::state::rflags;
 use iced_x86::{
     Code, Encoder, EncodingKind, IcedError, Instruction, InstructionInfoFactory, MemoryOperand,
@@ -197,6 +203,9 @@ pub fn forms() -> Vec<Form> {
                 lockable: op.can_use_lock_prefix(),
             })
         })
+        .chain(gen_bmi::forms())
+        .chain(gen_sse::forms())
+        .chain(gen_more::forms())
         .collect()
 }
 
@@ -377,6 +386,15 @@ impl Generator {
         index: u64,
         alloc: &mut Alloc,
     ) -> Option<Case> {
+        if let Some(c) = gen_bmi::try_case(self, rng, form, index, alloc) {
+            return c;
+        }
+        if let Some(c) = gen_sse::try_case(self, rng, form, index, alloc) {
+            return c;
+        }
+        if let Some(c) = gen_more::hook(rng, form, index, alloc) {
+            return c;
+        }
         let m = form.code.mnemonic();
         let has_rm = form.kinds.iter().any(|k| {
             matches!(
@@ -659,6 +677,7 @@ impl Generator {
             insns,
             gpr,
             rflags: fl,
+            simd: Default::default(),
             windows,
             mem: target,
             note,
@@ -1216,6 +1235,7 @@ pub fn fixed_case(f: &Fixed, index: u64, alloc: &mut Alloc) -> Option<Case> {
         insns,
         gpr,
         rflags: f.rflags,
+        simd: Default::default(),
         windows,
         mem: f.mem,
         note: f.note.to_string(),

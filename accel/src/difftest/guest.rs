@@ -32,7 +32,9 @@
 //! record's code pointer and result pointer in the control block, points
 //! RSP at the state block and pops RFLAGS and the 16 GPRs (RSP last), then
 //! jumps to the case code through `[CTL_CODE]`: no register is needed for
-//! the jump. The case code is the instruction(s) under test followed by
+//! the jump. Before that it loads XMM0-15 (MOVDQU) and MXCSR (LDMXCSR)
+//! from the record's SSE block (`REC_SIMD`); `store` stores them back
+//! into it, so the SSE state is part of every case's result. The case code is the instruction(s) under test followed by
 //! `jmp store`. `store` saves RSP with an absolute move, points RSP at the
 //! record's result block and pushes RFLAGS and the GPRs, copies the
 //! exception record of the control block into the result block, advances
@@ -117,7 +119,7 @@ pub const CTL_BROKEN_RIP: u64 = CTL + 0x58;
 pub const NO_EXCEPTION: u64 = u64::MAX;
 
 // Case record layout.
-pub const RECORD_SIZE: u64 = 0x180;
+pub const RECORD_SIZE: u64 = 0x280;
 /// State block: RFLAGS, then RAX RCX RDX RBX RBP RSI RDI R8-R15, then RSP
 /// (the order `load` pops them in).
 pub const REC_STATE: u64 = 0;
@@ -135,6 +137,10 @@ pub const RES_EXC_RIP: u64 = REC_RES_TOP + 0x20;
 /// DS, ES, FS, GS, SS selectors, one word each.
 pub const RES_SEGS: u64 = REC_RES_TOP + 0x28;
 pub const RES_DONE: u64 = REC_RES_TOP + 0x38;
+/// The case's SSE block (`case::SIMD_BLOCK` bytes: XMM0-15, MXCSR):
+/// `load` loads XMM0-15 and MXCSR from it, `store` stores them back
+/// into it.
+pub const REC_SIMD: u64 = 0x160;
 /// Written to `RES_DONE` by `store`: the case reached its end.
 pub const DONE_MAGIC: u64 = 0x0d0e_5eed_c0de_d0e5;
 
@@ -329,6 +335,12 @@ pub fn build(ram: &GuestRam) -> Result<Runtime, BuildError> {
     Ok(rt)
 }
 
+/// XMM0-15, for the runtime's loads and stores.
+const XMM: [AsmRegisterXmm; 16] = [
+    xmm0, xmm1, xmm2, xmm3, xmm4, xmm5, xmm6, xmm7, xmm8, xmm9, xmm10, xmm11, xmm12, xmm13, xmm14,
+    xmm15,
+];
+
 /// Assemble the CPL-3 runtime at `UCODE` (two passes: the handler needs
 /// the addresses, the runtime is position-fixed).
 fn build_runtime(ram: &GuestRam) -> Result<Runtime, BuildError> {
@@ -347,6 +359,11 @@ fn build_runtime(ram: &GuestRam) -> Result<Runtime, BuildError> {
         a.push(r)?;
     }
     a.mov(rbx, qword_ptr(CTL_RES_TOP))?;
+    let simd = REC_SIMD as i32 - REC_RES_TOP as i32;
+    for (i, x) in XMM.iter().enumerate() {
+        a.movdqu(xmmword_ptr(rbx + simd + 16 * i as i32), *x)?;
+    }
+    a.stmxcsr(dword_ptr(rbx + simd + 256))?;
     a.mov(rax, qword_ptr(CTL_SAVED_RSP))?;
     a.mov(qword_ptr(rbx + (RES_RSP - REC_RES_TOP) as i32), rax)?;
     for (from, to) in [
@@ -382,6 +399,11 @@ fn build_runtime(ram: &GuestRam) -> Result<Runtime, BuildError> {
     a.mov(qword_ptr(CTL_CODE), rbx)?;
     a.lea(rbx, qword_ptr(rax + REC_RES_TOP as i32))?;
     a.mov(qword_ptr(CTL_RES_TOP), rbx)?;
+    // SSE state (CR4.OSFXSR is set): MOVDQU, so no alignment demands.
+    for (i, x) in XMM.iter().enumerate() {
+        a.movdqu(*x, xmmword_ptr(rax + (REC_SIMD + 16 * i as u64) as i32))?;
+    }
+    a.ldmxcsr(dword_ptr(rax + (REC_SIMD + 256) as i32))?;
     a.mov(rsp, rax)?;
     a.popfq()?;
     for r in [

@@ -199,6 +199,57 @@ pub fn undefined_insn(case: &Case, insn: &Instruction) -> Undefined {
             u.flags = OF | SF | AF | PF;
             u.rule = "LZCNT/TZCNT: OF SF AF PF undefined";
         }
+        // SDM ANDN, BLSI, BLSR: "SF and ZF are updated based on the
+        // result ... OF [and CF, per instruction] ... AF and PF flags are
+        // undefined." BLSMSK: "SF is updated ... ZF and OF flags are
+        // cleared. AF and PF flags are undefined." BZHI: "ZF, CF and SF
+        // flags are updated ... OF flag is cleared. AF and PF flags are
+        // undefined."
+        M::Andn | M::Blsi | M::Blsmsk | M::Blsr | M::Bzhi => {
+            u.flags = AF | PF;
+            u.rule = "ANDN/BLSI/BLSMSK/BLSR/BZHI: AF PF undefined";
+        }
+        // SDM BEXTR: "ZF is updated based on the result. AF, SF, and PF
+        // are undefined. All other flags are cleared."
+        M::Bextr => {
+            u.flags = AF | SF | PF;
+            u.rule = "BEXTR: AF SF PF undefined";
+        }
+        // SDM MOV (control registers, debug registers): "The OF, SF, ZF,
+        // AF, PF, and CF flags are undefined." (At CPL 3 they fault, and a
+        // faulting case compares every flag.)
+        M::Mov
+            if (0..insn.op_count()).any(|n| {
+                insn.op_kind(n) == OpKind::Register
+                    && (insn.op_register(n).is_cr() || insn.op_register(n).is_dr())
+            }) =>
+        {
+            u.flags = STATUS;
+            u.rule = "MOV CR/DR: all status flags undefined";
+        }
+        // SDM LAR: with a 32- or 64-bit destination the access rights are
+        // "the second doubleword of the segment descriptor masked by
+        // 00FxFF00H", x (bits 19:16, the limit's top) undefined. (The AMD
+        // host copies the limit bits; ringside clears them.)
+        M::Lar if width(insn, 0) >= 32 => {
+            u.reg = reg_bits(insn.op0_register()).map(|(i, _)| (i, 0xf_0000));
+            u.rule = "LAR r32/r64: bits 19:16 undefined";
+        }
+        // SDM PUSH: "If the source operand is a segment register (16
+        // bits) and the operand size is 64-bits, either a zero-extended
+        // value is pushed on the stack or the segment selector is written
+        // on the stack using a 16-bit move." (AMD zero-extends, recent
+        // Intel cores do the 16-bit move.) The selector's two bytes are
+        // compared, the rest of the slot is not.
+        M::Push
+            if matches!(insn.op0_register(), Register::FS | Register::GS)
+                && insn.code().op_code().operand_size() > 16 =>
+        {
+            let slot = insn.code().op_code().operand_size() / 8;
+            let at = case.gpr[4].wrapping_sub(u64::from(slot));
+            u.mem = Some((at.wrapping_add(2), slot - 2));
+            u.rule = "PUSH FS/GS: the slot's bytes above the selector undefined";
+        }
         // SDM BSWAP: "When the BSWAP instruction references a 16-bit
         // register, the result is undefined."
         M::Bswap if insn.op0_register().size() == 2 => {
@@ -206,9 +257,10 @@ pub fn undefined_insn(case: &Case, insn: &Instruction) -> Undefined {
             u.rule = "BSWAP r16: result undefined";
         }
         // Everything else in the suite defines every flag it writes (ADD,
-        // ADC, SUB, SBB, CMP, NEG, INC, DEC, XADD, CMPXCHG, POPCNT, SAHF,
-        // CLC/STC/CMC) or writes none (NOT, MOV*, LEA, XCHG, CMOVcc,
-        // SETcc, CBW..CQO, LAHF).
+        // ADC, SUB, SBB, CMP, NEG, INC, DEC, XADD, CMPXCHG, CMPXCHG8B/16B,
+        // POPCNT, SAHF, CLC/STC/CMC, ADCX, ADOX) or writes none (NOT,
+        // MOV*, MOVBE, LEA, XCHG, CMOVcc, SETcc, CBW..CQO, LAHF, MULX,
+        // PDEP, PEXT, RORX, SARX/SHLX/SHRX).
         _ => {}
     }
     u
@@ -269,7 +321,69 @@ impl std::fmt::Debug for Known {
 /// Divergences that are understood and not (yet) fixed. An entry names
 /// one mnemonic (or, with `Mnemonic::INVALID`, any mnemonic with a memory
 /// operand: these are addressing rules, not instruction semantics).
-pub const KNOWN: &[Known] = &[];
+pub const KNOWN: &[Known] = &[
+    Known {
+        mnemonic: Mnemonic::INVALID,
+        condition: "64-bit mode, an explicit SS: prefix on an operand whose default segment \
+                is DS (no RSP/RBP base), non-canonical address: the host CPU raises \
+                #SS(0), ringside #GP(0)",
+        reason: "cpu/src/memory.rs (operand_lin) picks #SS only from the default segment \
+             (RSP/RBP base), on the reading that 64-bit mode ignores the SS prefix; the \
+             AMD host honours an SS prefix for the fault type (while it does ignore ES: \
+             on an RBP base, see the pinned cases). Not yet fixed: Intel's behaviour is \
+             unconfirmed and memory.rs is outside the difftest helpers' files",
+        applies: ss_prefix_non_canonical,
+    },
+    Known {
+        mnemonic: Mnemonic::INVALID,
+        condition: "LSS/LFS/LGS r64, m16:64 (REX.W) that loads: the host's destination is the \
+                zero-extended low 32 bits of the offset, ringside's the 64-bit offset",
+        reason: "a vendor difference: AMD CPUs ignore REX.W on LSS/LFS/LGS (m16:32, the \
+             selector read at offset 4); ringside models the Intel SDM's m16:64 (it \
+             reports a GenuineIntel CPU)",
+        applies: amd_far_pointer_load,
+    },
+];
+
+fn amd_far_pointer_load(case: &Case, oracle: &Outcome, tcg: &Outcome) -> bool {
+    use iced_x86::Code as C;
+    let Some(i) = case.insns.first() else {
+        return false;
+    };
+    let wide = matches!(
+        i.code(),
+        C::Lss_r64_m1664 | C::Lfs_r64_m1664 | C::Lgs_r64_m1664
+    );
+    let Some((r, _)) = reg_bits(i.op0_register()) else {
+        return false;
+    };
+    let others_equal = (0..16).all(|k| k == r || oracle.gpr[k] == tcg.gpr[k]);
+    wide && oracle.exception.is_none()
+        && tcg.exception.is_none()
+        && others_equal
+        && oracle.gpr[r] == tcg.gpr[r] & 0xffff_ffff
+        && oracle.rflags == tcg.rflags
+        && oracle.segs == tcg.segs
+}
+
+fn ss_prefix_non_canonical(case: &Case, oracle: &Outcome, tcg: &Outcome) -> bool {
+    let Some(i) = case.insns.first() else {
+        return false;
+    };
+    let stack_base = matches!(
+        i.memory_base(),
+        Register::RSP | Register::RBP | Register::ESP | Register::EBP
+    );
+    let non_canonical = case.mem.is_some_and(|m| {
+        !canonical(m.addr) || !canonical(m.addr.wrapping_add(u64::from(m.size) - 1))
+    });
+    let ex = |o: &Outcome| o.exception.map(|e| (e.vector, e.error_code));
+    i.segment_prefix() == Register::SS
+        && !stack_base
+        && non_canonical
+        && ex(oracle) == Some((12, 0))
+        && ex(tcg) == Some((13, 0))
+}
 // (Fixed: 64-bit mode ignores ES/CS/SS/DS prefixes, so a non-canonical
 // operand faults by the default segment — cpu/src/memory.rs, operand_lin.
 // The pinned regression cases in the generator keep it fixed.)
@@ -321,11 +435,22 @@ impl std::fmt::Debug for Artifact {
 /// RBP base gets #SS (not intercepted: no emulation, the CPU's answer).
 pub const PVM_ARTIFACTS: &[Artifact] = &[
     Artifact {
+        condition: "kvm-pvm: oracle #UD where ringside raises #GP(0) for a misaligned \
+                    16-byte memory operand of an SSE instruction that requires alignment, \
+                    or for LDMXCSR of a value with reserved MXCSR bits set",
+        reason: "the CPU raised the alignment #GP (SDM Vol. 1, 4.1.1: 16-byte aligned \
+                 forms), kvm-pvm handed it to KVM's instruction emulator, which does not \
+                 implement this SSE instruction (e.g. PADDUSW, SHUFPS; it does MOVDQA/MOVAPS, \
+                 whose misaligned cases agree) and injected #UD",
+        applies: emulator_ud_for_sse_alignment,
+    },
+    Artifact {
         condition: "kvm-pvm: oracle #UD where ringside raises #GP(0) or #SS(0) on a \
                     non-canonical operand of a valid instruction",
         reason: "the CPU raised #GP, kvm-pvm handed it to KVM's instruction emulator, \
-                 which does not implement this instruction (e.g. POPCNT, LZCNT, TZCNT) \
-                 and injected #UD",
+                 which does not implement this instruction (e.g. POPCNT, LZCNT, TZCNT, \
+                 MOVBE, ADCX/ADOX and every BMI1/BMI2 instruction: measured) and \
+                 injected #UD",
         applies: emulator_ud_for_gp,
     },
     Artifact {
@@ -338,7 +463,173 @@ pub const PVM_ARTIFACTS: &[Artifact] = &[
                  walk of the non-canonical part",
         applies: crosses_canonical_boundary,
     },
+    Artifact {
+        condition: "kvm-pvm: SLDT/STR m16 with REX.W: the oracle wrote 8 bytes (the \
+                    selector zero-extended) where ringside writes the 2 the SDM specifies",
+        reason: "the host runs with CR4.UMIP set, so the CPU raised #GP and kvm-pvm \
+                 handed the instruction to KVM's instruction emulator, which stores the \
+                 selector with the operand size; the SDM: \"When the destination operand \
+                 is a memory location, the segment selector is written to memory as a \
+                 16-bit quantity, regardless of the operand size\"",
+        applies: emulator_wide_sldt,
+    },
+    Artifact {
+        condition: "kvm-pvm: XGETBV/XSETBV at CPL 3 with the guest's CR4.OSXSAVE = 0: \
+                    ringside raises #UD, the oracle ran XGETBV or raised #GP(0) for XSETBV",
+        reason: "kvm-pvm runs ring-3 code natively under the host's CR4, whose OSXSAVE \
+                 is set: the CPU never sees the guest's CR4.OSXSAVE = 0 (SDM XGETBV, \
+                 XSETBV: #UD if CR4.OSXSAVE = 0)",
+        applies: host_osxsave,
+    },
+    Artifact {
+        condition: "kvm-pvm: LAR/LSL/VERR/VERW of a selector of GDT entry 4 (0x20-0x27, \
+                    the guest's 32-bit user code segment): oracle ZF = 0 where ringside \
+                    finds the DPL-3 descriptor (ZF = 1)",
+        reason: "kvm-pvm runs ring-3 code natively on the host's GDT, whose entry 4 is \
+                 not a usable DPL-3 segment; every other entry the suite checks matches \
+                 the guest's",
+        applies: host_gdt_entry4,
+    },
+    Artifact {
+        condition: "kvm-pvm: INT n / INT3 at CPL 3 to a DPL-0 gate (or past the IDT \
+                    limit): ringside raises #GP(n*8+2), the oracle anything else",
+        reason: "kvm-pvm's ring 3 runs on the host's IDT: vectors whose host gates are \
+                 DPL 3 (#BP, #OF, 0x80) are delivered as if the guest's gate allowed it, \
+                 the #GP of the others goes to KVM's instruction emulator, which cannot \
+                 emulate a protected-mode INT n and injects #UD (or, for a few vectors, \
+                 the host handles the interrupt itself)",
+        applies: host_idt_soft_int,
+    },
+    Artifact {
+        condition: "kvm-pvm: far JMP/CALL through memory at CPL 3: oracle #UD where \
+                    ringside raises #GP(selector)",
+        reason: "the CPU raised #GP, kvm-pvm handed it to KVM's instruction emulator, \
+                 which does not emulate this far transfer (e.g. to a TSS selector, a task \
+                 switch) and injected #UD",
+        applies: emulator_ud_for_far_gp,
+    },
 ];
+
+/// The first instruction of `case`.
+fn first(case: &Case) -> Option<&Instruction> {
+    case.insns.first()
+}
+
+/// The windows of two outcomes are equal outside `[at, at + len)`.
+fn windows_equal_outside(case: &Case, a: &Outcome, b: &Outcome, at: u64, len: u64) -> bool {
+    case.windows.iter().enumerate().all(|(k, w)| {
+        let (Some(x), Some(y)) = (a.windows.get(k), b.windows.get(k)) else {
+            return false;
+        };
+        x.len() == y.len()
+            && x.iter().zip(y).enumerate().all(|(j, (p, q))| {
+                let addr = w.addr + j as u64;
+                p == q || (addr >= at && addr < at + len)
+            })
+    })
+}
+
+/// The oracle's bytes `[at, at + len)` (in whichever window holds them).
+fn oracle_bytes(case: &Case, oracle: &Outcome, at: u64, len: u64) -> Vec<u8> {
+    (at..at + len)
+        .filter_map(|addr| {
+            case.windows.iter().enumerate().find_map(|(k, w)| {
+                let off = addr.checked_sub(w.addr)? as usize;
+                oracle.windows.get(k)?.get(off).copied()
+            })
+        })
+        .collect()
+}
+
+fn emulator_wide_sldt(case: &Case, oracle: &Outcome, tcg: &Outcome) -> bool {
+    let Some(i) = first(case) else {
+        return false;
+    };
+    let wide = matches!(
+        i.code(),
+        iced_x86::Code::Sldt_r64m16 | iced_x86::Code::Str_r64m16
+    ) && i.op0_kind() == OpKind::Memory;
+    let Some(m) = case.mem else {
+        return false;
+    };
+    wide && oracle.exception.is_none()
+        && tcg.exception.is_none()
+        && oracle.gpr == tcg.gpr
+        && oracle.rflags == tcg.rflags
+        && windows_equal_outside(case, oracle, tcg, m.addr + 2, 6)
+        && oracle_bytes(case, oracle, m.addr + 2, 6) == [0; 6]
+}
+
+fn host_osxsave(case: &Case, oracle: &Outcome, tcg: &Outcome) -> bool {
+    let m = first(case).map(|i| i.mnemonic());
+    let tcg_ud = tcg.exception.is_some_and(|e| e.vector == 6);
+    let oracle_ok = match m {
+        Some(Mnemonic::Xgetbv) => oracle.exception.is_none(),
+        Some(Mnemonic::Xsetbv) => oracle.exception.is_some_and(|e| e.vector == 13),
+        _ => false,
+    };
+    tcg_ud && oracle_ok
+}
+
+/// The selector LAR/LSL/VERR/VERW examine in `case`.
+fn checked_selector(case: &Case) -> Option<u16> {
+    let i = first(case)?;
+    let n = i.op_count().checked_sub(1)?;
+    match i.op_kind(n) {
+        OpKind::Register => {
+            let (idx, _) = reg_bits(i.op_register(n))?;
+            Some(*case.gpr.get(idx)? as u16)
+        }
+        OpKind::Memory => {
+            let at = case.mem?.addr;
+            let w = case
+                .windows
+                .iter()
+                .find(|w| at >= w.addr && at + 2 <= w.addr + w.init.len() as u64)?;
+            let off = (at - w.addr) as usize;
+            Some(u16::from_le_bytes([
+                *w.init.get(off)?,
+                *w.init.get(off + 1)?,
+            ]))
+        }
+        _ => None,
+    }
+}
+
+fn host_gdt_entry4(case: &Case, oracle: &Outcome, tcg: &Outcome) -> bool {
+    let m = first(case).map(|i| i.mnemonic());
+    let checks = matches!(
+        m,
+        Some(Mnemonic::Lar | Mnemonic::Lsl | Mnemonic::Verr | Mnemonic::Verw)
+    );
+    checks
+        && checked_selector(case).is_some_and(|s| s & !7 == 0x20)
+        && oracle.exception.is_none()
+        && tcg.exception.is_none()
+        && oracle.rflags & ZF == 0
+        && tcg.rflags & ZF != 0
+}
+
+fn host_idt_soft_int(case: &Case, oracle: &Outcome, tcg: &Outcome) -> bool {
+    let Some(i) = first(case) else {
+        return false;
+    };
+    let vector = match i.mnemonic() {
+        Mnemonic::Int => i.immediate8() as u64,
+        Mnemonic::Int3 => 3,
+        _ => return false,
+    };
+    let want = (13u8, vector * 8 + 2);
+    let tcg_gp = tcg.exception.map(|e| (e.vector, e.error_code)) == Some(want);
+    let oracle_gp = oracle.exception.map(|e| (e.vector, e.error_code)) == Some(want);
+    tcg_gp && !oracle_gp
+}
+
+fn emulator_ud_for_far_gp(case: &Case, oracle: &Outcome, tcg: &Outcome) -> bool {
+    let far = first(case)
+        .is_some_and(|i| i.code().is_jmp_far_indirect() || i.code().is_call_far_indirect());
+    far && matches!(exception_vectors(oracle, tcg), Some((6, 13)))
+}
 
 fn emulator_ud_for_gp(case: &Case, oracle: &Outcome, tcg: &Outcome) -> bool {
     let non_canonical = case.mem.is_some_and(|m| {
@@ -347,6 +638,19 @@ fn emulator_ud_for_gp(case: &Case, oracle: &Outcome, tcg: &Outcome) -> bool {
     let valid = case.insns.iter().all(|i| !i.is_invalid());
     let gp_or_ss = matches!(exception_vectors(oracle, tcg), Some((6, 12 | 13)));
     non_canonical && valid && gp_or_ss
+}
+
+fn emulator_ud_for_sse_alignment(case: &Case, oracle: &Outcome, tcg: &Outcome) -> bool {
+    // LDMXCSR with reserved bits: the same #GP(0) → emulator → #UD path.
+    let ldmxcsr = case
+        .insns
+        .iter()
+        .any(|i| i.mnemonic() == iced_x86::Mnemonic::Ldmxcsr);
+    let misaligned16 = ldmxcsr || case.mem.is_some_and(|m| m.size == 16 && m.addr % 16 != 0);
+    let valid = case.insns.iter().all(|i| !i.is_invalid());
+    let ud_vs_gp0 = matches!(exception_vectors(oracle, tcg), Some((6, 13)))
+        && tcg.exception.as_ref().is_some_and(|e| e.error_code == 0);
+    misaligned16 && valid && ud_vs_gp0
 }
 
 /// The artifact of the oracle (`pvm`: it is kvm-pvm) that explains a

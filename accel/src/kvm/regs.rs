@@ -1,6 +1,7 @@
 //! Converting ringside's [`CpuState`] to and from KVM's register structures:
-//! `kvm_regs`, `kvm_sregs`, MSR entries, `kvm_debugregs`, `kvm_xcrs` and the
-//! interruptibility part of `kvm_vcpu_events`.
+//! `kvm_regs`, `kvm_sregs`, MSR entries, `kvm_debugregs`, `kvm_xcrs`, the
+//! SSE part of `kvm_fpu` (XMM0-15, MXCSR) and the interruptibility part of
+//! `kvm_vcpu_events`.
 //!
 //! Pure functions, no ioctls: the vCPU (`vcpu.rs`) does the I/O. The
 //! segment `attr` field of ringside is the VMX access-rights layout (SDM
@@ -10,8 +11,9 @@
 use cpu::state::{msr, seg_attr, DescTable, MsrFile, SegReg, Segment};
 use cpu::CpuState;
 use kvm_bindings::{
-    kvm_debugregs, kvm_dtable, kvm_msr_entry, kvm_regs, kvm_segment, kvm_sregs, kvm_vcpu_events,
-    kvm_xcrs, KVM_VCPUEVENT_VALID_SHADOW, KVM_X86_SHADOW_INT_MOV_SS, KVM_X86_SHADOW_INT_STI,
+    kvm_debugregs, kvm_dtable, kvm_fpu, kvm_msr_entry, kvm_regs, kvm_segment, kvm_sregs,
+    kvm_vcpu_events, kvm_xcrs, KVM_VCPUEVENT_VALID_SHADOW, KVM_X86_SHADOW_INT_MOV_SS,
+    KVM_X86_SHADOW_INT_STI,
 };
 
 const IF: u64 = cpu::state::rflags::IF;
@@ -285,6 +287,26 @@ pub fn xcr0_from_kvm(x: &kvm_xcrs) -> Option<u64> {
     x.xcrs[..n].iter().find(|e| e.xcr == 0).map(|e| e.value)
 }
 
+/// Fill the SSE state of `s` (XMM0-15, MXCSR) into `f`. `f` is read from
+/// KVM first: ringside has no x87 state yet, so the x87 fields keep KVM's
+/// values.
+pub fn fpu_to_kvm(s: &CpuState, f: &mut kvm_fpu) {
+    for (k, x) in f.xmm.iter_mut().zip(&s.xmm) {
+        *k = x.to_le_bytes();
+    }
+    f.mxcsr = s.mxcsr;
+}
+
+/// Store the SSE state of `f` into `s`. (Not used by the vCPU yet: see
+/// `Vcpu::get_state`.)
+#[allow(dead_code)]
+pub fn fpu_from_kvm(s: &mut CpuState, f: &kvm_fpu) {
+    for (x, k) in s.xmm.iter_mut().zip(&f.xmm) {
+        *x = u128::from_le_bytes(*k);
+    }
+    s.mxcsr = f.mxcsr;
+}
+
 /// Fill the interruptibility state of `s` into `ev` (read from KVM first,
 /// so fields we don't model keep KVM's values) and drop any event in
 /// flight: a loaded state sits at an instruction boundary with nothing
@@ -430,6 +452,28 @@ mod tests {
         let mut back = CpuState::reset();
         events_from_kvm(&mut back, &ev);
         assert!(back.intr.shadow && !back.intr.nmi_blocked);
+    }
+
+    #[test]
+    fn fpu_round_trip() {
+        let mut s = CpuState::reset();
+        for (i, x) in s.xmm.iter_mut().enumerate() {
+            *x = 0x0123_4567_89ab_cdef_fedc_ba98_7654_3210u128.rotate_left(8 * i as u32);
+        }
+        s.mxcsr = 0x7f80 | 0x3d;
+        let mut f = kvm_fpu {
+            fcw: 0x37f,
+            ..Default::default()
+        };
+        fpu_to_kvm(&s, &mut f);
+        // XMM0's low byte is the u128's low byte (little-endian, as FXSAVE).
+        assert_eq!(f.xmm[0][0], 0x10);
+        assert_eq!(f.xmm[0][15], 0x01);
+        assert_eq!(f.mxcsr, 0x7fbd);
+        assert_eq!(f.fcw, 0x37f, "x87 fields are KVM's");
+        let mut back = CpuState::reset();
+        fpu_from_kvm(&mut back, &f);
+        assert_eq!(back, s);
     }
 
     #[test]

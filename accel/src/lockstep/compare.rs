@@ -98,6 +98,7 @@ pub fn masks(insn: &Instruction, bytes: &[u8], pre: &CpuState) -> Masks {
         insns: vec![*insn],
         gpr: pre.gpr,
         rflags: pre.rflags,
+        simd: Default::default(),
         windows: Vec::new(),
         mem: None,
         note: String::new(),

@@ -374,16 +374,16 @@ fn bound_ud_and_unimplemented() {
     });
     assert_eq!(m.exec_one(), Err(Fault::UD));
     assert!(m.plat.events.is_empty(), "UD2 is not 'unimplemented'");
-    // An SSE instruction ringside does not implement: event + #UD.
+    // An instruction ringside does not implement: event + #UD.
     m.load(|a| {
-        a.movaps(xmm0, xmm1).unwrap();
+        a.aesenc(xmm0, xmm1).unwrap();
     });
     assert_eq!(m.exec_one(), Err(Fault::UD));
     match &m.plat.events[..] {
         [CpuEvent::Unimplemented { rip, bytes, text }] => {
             assert_eq!(*rip, CODE);
-            assert_eq!(bytes, &vec![0x0f, 0x28, 0xc1]);
-            assert_eq!(text, "movaps xmm0,xmm1");
+            assert_eq!(bytes, &vec![0x66, 0x0f, 0x38, 0xdc, 0xc1]);
+            assert_eq!(text, "aesenc xmm0,xmm1");
         }
         other => panic!("unexpected events {other:?}"),
     }

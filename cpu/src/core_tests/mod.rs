@@ -3,10 +3,12 @@
 //! set up directly in `CpuState`, with a tiny test platform.
 
 mod alu;
+mod bmi;
 mod control;
 mod machine;
 mod memory;
 mod shift;
+mod sse;
 mod string;
 mod workload;
 

@@ -277,7 +277,14 @@ pub(crate) fn cmpxchg_wide<const SZ: u8>(
             return Err(Fault::gp0());
         }
     }
-    // Check the whole operand for writing before touching it.
+    // Check the whole operand for writing before touching it, low half
+    // first: a fault reports the lowest faulting address in CR2, as the
+    // CPU's single access does.
+    let (loc_lo, lo) = if SZ == 16 {
+        cpu.rmw_begin::<8>(plat, seg, off)?
+    } else {
+        cpu.rmw_begin::<4>(plat, seg, off)?
+    };
     let (loc_hi, hi) = if SZ == 16 {
         cpu.rmw_begin::<8>(
             plat,
@@ -290,11 +297,6 @@ pub(crate) fn cmpxchg_wide<const SZ: u8>(
             seg,
             off.wrapping_add(4) & crate::operand::addr_mask(insn),
         )?
-    };
-    let (loc_lo, lo) = if SZ == 16 {
-        cpu.rmw_begin::<8>(plat, seg, off)?
-    } else {
-        cpu.rmw_begin::<4>(plat, seg, off)?
     };
     let ax = cpu.state.gpr[0] & hm;
     let dx = cpu.state.gpr[2] & hm;

@@ -5,10 +5,12 @@
 pub(crate) mod alu;
 pub(crate) mod bcd;
 pub(crate) mod bit;
+pub(crate) mod bmi;
 pub(crate) mod branch;
 pub(crate) mod misc;
 pub(crate) mod mov;
 pub(crate) mod muldiv;
 pub(crate) mod shift;
+pub(crate) mod sse;
 pub(crate) mod stack;
 pub(crate) mod string;

@@ -12,16 +12,23 @@
 //! "ringside virtual CPU". One logical processor, initial APIC ID 0.
 //!
 //! Offered (leaf 1 EDX): DE, PSE, TSC, MSR, PAE, CX8, APIC, SEP, PGE, CMOV,
-//! PAT, CLFSH. (ECX): CX16, MOVBE, POPCNT. Leaf 7 EBX: SMEP (CR4.SMEP is
-//! accepted and the page walker enforces it). Extended: SYSCALL, NX,
-//! PDPE1GB, RDTSCP, LM; LAHF_LM, ABM (LZCNT). Leaf 0x80000008: 40 physical
-//! and 48 linear address bits.
+//! PAT, CLFSH. (ECX): CX16, MOVBE, POPCNT. Leaf 7 EBX: BMI1, BMI2, ADX,
+//! SMEP (CR4.SMEP is accepted and the page walker enforces it). Extended:
+//! SYSCALL, NX, PDPE1GB, RDTSCP, LM; LAHF_LM, ABM (LZCNT). Leaf
+//! 0x80000008: 40 physical and 48 linear address bits. Every instruction
+//! of an advertised family is implemented (tested in `tests` below).
 //!
 //! Deliberately absent: FPU, MMX, FXSR, SSE/SSE2 and everything vector,
-//! XSAVE — the x87/SSE state arrives with a later issue and these bits with
-//! it; VME/PVI (no virtual-8086 extensions), MCE/MCA, MTRR (no MTRR MSRs),
+//! XSAVE. The interpreter has the SSE state (XMM0-15, MXCSR), LDMXCSR/
+//! STMXCSR, FXSAVE/FXRSTOR and the integer half of SSE/SSE2 (insn/sse/),
+//! but not yet the floating-point half, the MMX forms or the x87, so
+//! FPU/MMX/FXSR/SSE/SSE2 stay off: CPUID advertises only complete
+//! features. (Long mode architecturally implies SSE2; a 64-bit guest that
+//! uses SSE floating point without checking CPUID will hit #UD.) Also absent: VME/PVI (no virtual-8086 extensions), MCE/MCA,
+//! MTRR (no MTRR MSRs),
 //! PSE-36, the hypervisor bit (leaf 1 ECX[31]), x2APIC, TSC-deadline,
-//! MONITOR/MWAIT, PCID, FSGSBASE, SMAP, UMIP. Leaves 2-6, 8-0xd are present
+//! MONITOR/MWAIT, PCID, FSGSBASE, SMAP, UMIP, RDRAND/RDSEED (no entropy
+//! source modelled), AMD's TBM. Leaves 2-6, 8-0xd are present
 //! but describe nothing (leaf 2 reports no descriptors, 4/0xb/0xd are
 //! zero-filled).
 //!
@@ -70,7 +77,10 @@ pub mod feature {
     }
     /// Leaf 7 subleaf 0 EBX.
     pub mod l7_ebx {
+        pub const BMI1: u32 = 1 << 3;
         pub const SMEP: u32 = 1 << 7;
+        pub const BMI2: u32 = 1 << 8;
+        pub const ADX: u32 = 1 << 19;
     }
     /// Leaf 0x80000001 ECX.
     pub mod e1_ecx {
@@ -95,6 +105,13 @@ const L1_ECX: u32 = feature::l1_ecx::CX16 | feature::l1_ecx::MOVBE | feature::l1
 const L1_EDX: u32 = {
     use feature::l1_edx::*;
     DE | PSE | TSC | MSR | PAE | CX8 | APIC | SEP | PGE | CMOV | PAT | CLFSH
+};
+
+/// Leaf 7 subleaf 0 EBX: the bit-manipulation sets (insn/bmi.rs; TZCNT
+/// in insn/bit.rs) and SMEP.
+const L7_EBX: u32 = {
+    use feature::l7_ebx::*;
+    BMI1 | SMEP | BMI2 | ADX
 };
 
 const E1_ECX: u32 = feature::e1_ecx::LAHF_LM | feature::e1_ecx::ABM;
@@ -145,7 +162,7 @@ pub fn cpuid(leaf: u32, subleaf: u32) -> [u32; 4] {
         (1, _) => [SIGNATURE, (1 << 16) | (8 << 8), L1_ECX, L1_EDX],
         // One iteration, no cache/TLB descriptors.
         (2, _) => [1, 0, 0, 0],
-        (7, 0) => [0, feature::l7_ebx::SMEP, 0, 0],
+        (7, 0) => [0, L7_EBX, 0, 0],
         (0x8000_0000, _) => [MAX_EXT_LEAF, 0, 0, 0],
         (0x8000_0001, _) => [0, 0, E1_ECX, E1_EDX],
         (0x8000_0002..=0x8000_0004, _) => {
@@ -195,4 +212,127 @@ pub(crate) fn exec_cpuid(cpu: &mut Cpu) -> Result<(), Fault> {
     cpu.state.gpr[reg::RCX] = r[2] as u64;
     cpu.state.gpr[reg::RDX] = r[3] as u64;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use iced_x86::{Code, CpuidFeature as F};
+
+    /// Where each instruction family's CPUID bit lives: (iced's feature,
+    /// leaf, register 0-3 = EAX-EDX, bit). Integer and system families;
+    /// the SSE/x87 ones are checked with the SSE state's own tests.
+    const FAMILIES: &[(F, u32, usize, u32)] = &[
+        (F::CX8, 1, 3, feature::l1_edx::CX8),
+        (F::CMOV, 1, 3, feature::l1_edx::CMOV),
+        (F::CMPXCHG16B, 1, 2, feature::l1_ecx::CX16),
+        (F::MOVBE, 1, 2, feature::l1_ecx::MOVBE),
+        (F::POPCNT, 1, 2, feature::l1_ecx::POPCNT),
+        (F::BMI1, 7, 1, feature::l7_ebx::BMI1),
+        (F::BMI2, 7, 1, feature::l7_ebx::BMI2),
+        (F::ADX, 7, 1, feature::l7_ebx::ADX),
+        (F::LZCNT, 0x8000_0001, 2, feature::e1_ecx::ABM),
+        // Families ringside does not implement (or not completely).
+        (F::PCLMULQDQ, 1, 2, 1 << 1),
+        (F::MONITOR, 1, 2, 1 << 3),
+        (F::FMA, 1, 2, 1 << 12),
+        (F::AES, 1, 2, 1 << 25),
+        (F::XSAVE, 1, 2, 1 << 26),
+        (F::AVX, 1, 2, 1 << 28),
+        (F::F16C, 1, 2, 1 << 29),
+        (F::RDRAND, 1, 2, 1 << 30),
+        (F::FSGSBASE, 7, 1, 1 << 0),
+        (F::AVX2, 7, 1, 1 << 5),
+        (F::INVPCID, 7, 1, 1 << 10),
+        (F::RTM, 7, 1, 1 << 11),
+        (F::RDSEED, 7, 1, 1 << 18),
+        (F::SMAP, 7, 1, 1 << 20),
+        (F::SHA, 7, 1, 1 << 29),
+        (F::RDPID, 7, 2, 1 << 22),
+        (F::SSE4A, 0x8000_0001, 2, 1 << 6),
+        (F::PREFETCHW, 0x8000_0001, 2, 1 << 8),
+        (F::XOP, 0x8000_0001, 2, 1 << 11),
+        (F::FMA4, 0x8000_0001, 2, 1 << 16),
+        (F::TBM, 0x8000_0001, 2, 1 << 21),
+    ];
+
+    fn advertised(leaf: u32, reg: usize, bit: u32) -> bool {
+        cpuid(leaf, 0).get(reg).is_some_and(|r| r & bit != 0)
+    }
+
+    /// Is feature `g` present on this CPU model? The processor
+    /// generations are; a family of [`FAMILIES`] is if advertised; any
+    /// other (x87, SSE…) counts as absent here.
+    fn present(g: F) -> bool {
+        matches!(
+            g,
+            F::INTEL8086 | F::INTEL186 | F::INTEL286 | F::INTEL386 | F::INTEL486 | F::X64
+        ) || FAMILIES
+            .iter()
+            .any(|&(h, leaf, reg, bit)| h == g && advertised(leaf, reg, bit))
+    }
+
+    /// The Codes of family `f` a guest can reach: those iced lists under
+    /// `f` whose other features are present too (FCMOVcc is CMOV *and*
+    /// FPU: not reachable without the FPU).
+    fn codes_of(f: F) -> Vec<Code> {
+        Code::values()
+            .filter(|c| {
+                let fs = c.cpuid_features();
+                fs.contains(&f) && fs.iter().all(|&g| g == f || present(g))
+            })
+            .collect()
+    }
+
+    /// The model advertises a family only if every instruction of it is
+    /// implemented, in every encoding iced knows (a guest that checks
+    /// CPUID never reaches a missing instruction).
+    #[test]
+    fn advertised_families_are_implemented() {
+        for &(f, leaf, reg, bit) in FAMILIES {
+            let codes = codes_of(f);
+            assert!(
+                Code::values().any(|c| c.cpuid_features().contains(&f)),
+                "{f:?}: iced lists no instruction"
+            );
+            let missing: Vec<Code> = codes
+                .iter()
+                .copied()
+                .filter(|c| !crate::coverage::implemented(*c))
+                .collect();
+            if advertised(leaf, reg, bit) {
+                assert!(
+                    missing.is_empty(),
+                    "CPUID advertises {f:?} but these are not implemented: {missing:?}"
+                );
+            }
+        }
+    }
+
+    /// The integer families this model claims, and the ones it must not
+    /// (RDRAND/RDSEED are not modelled; TBM is AMD-only and absent).
+    #[test]
+    fn integer_families_claimed_exactly() {
+        for f in [
+            F::CX8,
+            F::CMOV,
+            F::CMPXCHG16B,
+            F::MOVBE,
+            F::POPCNT,
+            F::BMI1,
+            F::BMI2,
+            F::ADX,
+            F::LZCNT,
+        ] {
+            let &(_, leaf, reg, bit) = FAMILIES.iter().find(|e| e.0 == f).unwrap();
+            assert!(advertised(leaf, reg, bit), "{f:?} should be advertised");
+            for c in codes_of(f) {
+                assert!(crate::coverage::implemented(c), "{c:?} ({f:?})");
+            }
+        }
+        for f in [F::RDRAND, F::RDSEED, F::TBM, F::AVX, F::AVX2, F::FSGSBASE] {
+            let &(_, leaf, reg, bit) = FAMILIES.iter().find(|e| e.0 == f).unwrap();
+            assert!(!advertised(leaf, reg, bit), "{f:?} must not be advertised");
+        }
+    }
 }

@@ -357,9 +357,14 @@ fn check_return_ss(
     Ok(d.segment_cache(ss_sel))
 }
 
-/// The RSP value a popped stack pointer of `opsize` bytes produces.
-fn popped_rsp(old: u64, v: u64, opsize: u8) -> u64 {
+/// The RSP value a popped stack pointer of `opsize` bytes produces. In
+/// IA-32e mode the SDM's IRET and RET (far) pseudocode assign the whole
+/// register ("RSP ← tempRSP"): a 16-bit pop is zero-extended, as the CPU
+/// does (found by the differential suite: a 16-bit IRET, 66 CF, in 64-bit
+/// mode leaves RSP = the popped SP). Outside it, a 16-bit pop replaces SP only.
+fn popped_rsp(old: u64, v: u64, opsize: u8, long_mode: bool) -> u64 {
     match opsize {
+        2 if long_mode => v & 0xffff,
         2 => (old & !0xffff) | (v & 0xffff),
         4 => v & 0xffff_ffff,
         _ => v,
@@ -423,7 +428,7 @@ pub(crate) fn retf(
     descriptor::set_accessed(cpu, plat, &d)?;
     let mut outer = Stack::new(
         ss,
-        popped_rsp(cpu.state.gpr[reg::RSP], new_sp, opsize),
+        popped_rsp(cpu.state.gpr[reg::RSP], new_sp, opsize, long_mode(cpu)),
         target64,
         rpl == 3,
         Fault::ss(0),
@@ -520,7 +525,7 @@ pub(crate) fn iret(cpu: &mut Cpu, plat: &mut dyn Platform, opsize: u8) -> Result
         let new_sp = st.peek(cpu, plat, 3 * opsize as u64, opsize)?;
         let ss_sel = st.peek(cpu, plat, 4 * opsize as u64, opsize)? as u16;
         let ss = check_return_ss(cpu, plat, ss_sel, rpl, target64)?;
-        (ss, popped_rsp(cpu.state.gpr[reg::RSP], new_sp, opsize))
+        (ss, popped_rsp(cpu.state.gpr[reg::RSP], new_sp, opsize, lm))
     } else {
         st.adjust(3 * opsize as i64);
         (*cpu.state.ss(), st.rsp)

@@ -138,6 +138,11 @@ fn string_io(
     } else {
         size as u64
     };
+    // The I/O permission check comes first, even for a REP with a zero
+    // count: the host CPU raises #GP(0) for `rep outsb` with RCX = 0 at
+    // CPL 3 with IOPL 0 (found by the differential suite), as do QEMU's
+    // and Bochs's models (the check before the repeat loop).
+    check_io(cpu, plat, port, size)?;
     let mut done = 0u64;
     loop {
         let count = mask(cpu.state.gpr[reg::RCX], asize);
@@ -148,10 +153,6 @@ fn string_io(
             // Let the run loop look at interrupts, then resume.
             cpu.state.rip = cpu.insn_start;
             return Ok(());
-        }
-        if done == 0 {
-            // REP with a zero count does nothing, not even the I/O check.
-            check_io(cpu, plat, port, size)?;
         }
         let idx = mask(cpu.state.gpr[idx_reg], asize);
         if input {

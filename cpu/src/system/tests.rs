@@ -1443,3 +1443,46 @@ fn hlt_and_privileged_misc() {
        // Non-system instructions are #UD here.
     assert_eq!(exec(&mut cpu, &mut plat, &[0x90]), Err(Fault::UD));
 }
+
+// ---- found by the differential suite (accel::difftest) ----
+
+#[test]
+fn sixteen_bit_iret_in_64bit_mode_zero_extends_the_popped_sp() {
+    // SDM IRET, IA-32e mode: "RSP ← tempRSP": a 16-bit IRET (66 CF) in
+    // 64-bit mode leaves RSP = the popped SP, upper bits clear, as the
+    // host CPU does.
+    let (mut cpu, mut plat) = long_cpu();
+    to_user64(&mut cpu);
+    let frame = [0x1234u64, UCODE64 as u64, 0x202, 0x5678, UDATA as u64];
+    cpu.state.gpr[reg::RSP] = 0x70_0000;
+    for (i, v) in frame.iter().enumerate() {
+        w(&cpu, 0x70_0000 + i as u64 * 2, 2, *v);
+    }
+    exec(&mut cpu, &mut plat, &[0x66, 0xcf]).unwrap();
+    assert_eq!(cpu.state.rip, 0x1234);
+    assert_eq!(cpu.state.gpr[reg::RSP], 0x5678);
+    assert_eq!(cpu.state.ss().selector, UDATA);
+}
+
+#[test]
+fn rep_string_io_checks_the_permission_even_with_a_zero_count() {
+    // CPL 3, IOPL 0, no I/O bitmap: REP OUTSB / REP INSB with RCX = 0
+    // still raise #GP(0) (the host CPU does; QEMU and Bochs model the
+    // check before the repeat loop). Nothing reaches the bus.
+    let (mut cpu, mut plat) = long_cpu();
+    to_user64(&mut cpu);
+    cpu.state.gpr[reg::RCX] = 0;
+    cpu.state.gpr[reg::RSI] = 0x5000;
+    cpu.state.gpr[reg::RDI] = 0x6000;
+    assert_eq!(exec(&mut cpu, &mut plat, &[0xf3, 0x6e]), Err(Fault::gp0()));
+    assert_eq!(exec(&mut cpu, &mut plat, &[0xf3, 0x6c]), Err(Fault::gp0()));
+    assert!(plat.pio.is_empty());
+    assert_eq!(cpu.state.gpr[reg::RSI], 0x5000);
+    // At CPL 0 the same zero-count REP does nothing.
+    let (mut cpu, mut plat) = long_cpu();
+    cpu.state.gpr[reg::RCX] = 0;
+    cpu.state.gpr[reg::RSI] = 0x5000;
+    exec(&mut cpu, &mut plat, &[0xf3, 0x6e]).unwrap();
+    assert!(plat.pio.is_empty());
+    assert_eq!(cpu.state.gpr[reg::RSI], 0x5000);
+}
