@@ -353,3 +353,75 @@ fn random_guests_never_break_the_emulator() {
         assert!(!err.contains("panicked"), "round {round}: {err}");
     }
 }
+
+/// Random 32-bit protected-mode code under every monitor: a Multiboot
+/// header (a.out kludge: load the file at 1 MiB, enter after the header)
+/// followed by random bytes. Whatever the guest does — privileged
+/// instructions at CPL 1, descriptor-table garbage, wild page tables —
+/// the monitor ends as a guest fault or a clean stop, never a panic.
+#[test]
+fn random_guests_never_break_the_monitors() {
+    const MONITOR_STOP: i32 = 34;
+    let dir = TempDir::new("fuzz-virt");
+    let mut seed: u64 = 0x5ee1_0f_c0ffee;
+    let mut next = || {
+        seed ^= seed >> 12;
+        seed ^= seed << 25;
+        seed ^= seed >> 27;
+        (seed.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 56) as u8
+    };
+    for round in 0..10 {
+        let (magic, flags, load) = (0x1bad_b002u32, 0x0001_0000u32, 0x10_0000u32);
+        let mut bytes = Vec::new();
+        for v in [
+            magic,
+            flags,
+            0u32.wrapping_sub(magic.wrapping_add(flags)),
+            load,      // header_addr
+            load,      // load_addr
+            0,         // load_end_addr: the whole file
+            0,         // bss_end_addr
+            load + 32, // entry: right after this header
+        ] {
+            bytes.extend_from_slice(&v.to_le_bytes());
+        }
+        bytes.extend((0..4096).map(|_| next()));
+        let k = write_flat(&dir, &format!("m{round}.bin"), &bytes);
+        for mode in ["full", "trap-only", "para", "hw"] {
+            let out = ringside_run(&[
+                "--kernel",
+                &k,
+                "--virt",
+                mode,
+                "-m",
+                "32",
+                "--max-insns",
+                "200000",
+                "--timeout",
+                "20",
+                "--quiet",
+                "--no-stdin",
+            ]);
+            let err = String::from_utf8_lossy(&out.stderr);
+            let code = out.status.code();
+            assert!(
+                code.is_some_and(|c| c % 2 == 1
+                    || [
+                        TRIPLE_FAULT,
+                        DEAD_HALT,
+                        INSN_LIMIT,
+                        TIMEOUT,
+                        32,
+                        MONITOR_STOP
+                    ]
+                    .contains(&c)),
+                "round {round} under {mode}: status {:?}, stderr:\n{err}",
+                out.status
+            );
+            assert!(
+                !err.contains("panicked"),
+                "round {round} under {mode}: {err}"
+            );
+        }
+    }
+}
