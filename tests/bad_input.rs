@@ -363,7 +363,7 @@ fn random_guests_never_break_the_emulator() {
 fn random_guests_never_break_the_monitors() {
     const MONITOR_STOP: i32 = 34;
     let dir = TempDir::new("fuzz-virt");
-    let mut seed: u64 = 0x5ee1_0f_c0ffee;
+    let mut seed: u64 = 0x5ee1_0fc0_ffee;
     let mut next = || {
         seed ^= seed >> 12;
         seed ^= seed << 25;

@@ -16,9 +16,9 @@
 //! MOV SS shadow), the HLT state, TF single-step traps and the platform's
 //! stop request.
 //!
-//! Not done yet: RFLAGS.RF (instruction-breakpoint suppression) and debug
-//! registers breakpoints; the single-step trap is the basic case (TF set
-//! before the instruction → #DB with DR6.BS after it).
+//! Debug events (TF single-step, RF, the DR0-DR7 breakpoints, the MOV SS
+//! shadow's hold on them) are handled on the one-instruction path,
+//! [`step_insn`]; the block path never sees TF, RF or an armed DR7.
 
 use crate::cpu::{Cpu, CpuExit};
 use crate::decode::{code_bits, ip_mask, Fetch};
@@ -40,9 +40,6 @@ pub(crate) struct Sel {
     /// The block must end after this instruction.
     pub ends_block: bool,
 }
-
-/// DR6.BS: the #DB was a single-step trap.
-const DR6_BS: u64 = 1 << 14;
 
 // ---------------------------------------------------------------------
 // The run loop
@@ -196,10 +193,11 @@ pub(crate) fn run_loop(cpu: &mut Cpu, plat: &mut dyn Platform, budget: u64) -> C
             }
             // One-instruction-at-a-time cases: an interrupt shadow (so the
             // window opens right after the next instruction),
-            // single-stepping, RF to clear after the next instruction,
-            // execution tracing.
+            // single-stepping, RF to clear at the next instruction, armed
+            // DR7 breakpoints, execution tracing.
             if cpu.state.intr.shadow
                 || cpu.trace.exec
+                || cpu.mode.bp
                 || cpu.state.rflags & (rflags::TF | rflags::RF) != 0
             {
                 prev = None;
@@ -304,12 +302,41 @@ fn exec_block(
 }
 
 /// Fetch, decode and execute one instruction without the block cache,
-/// with tracing and the single-step trap.
+/// with tracing and the debug events around it (SDM Vol. 3B 17.3):
+///
+/// 1. An instruction breakpoint at the instruction is a fault-class #DB,
+///    taken before the fetch (so before its #PF), unless RF = 1 or the
+///    instruction follows MOV SS / POP SS.
+/// 2. RF is cleared at the start of the instruction, after that check
+///    (17.3.1.1): a fault pushes RF = 1 anyway, INT n and traps push 0,
+///    and IRET loads it from its frame.
+/// 3. After the instruction completes: one trap-class #DB for the data
+///    and I/O breakpoints it hit and the single-step trap (TF set before
+///    it), with DR6.Bn/BS. INT n/INT3/INTO/INT1 that deliver are not
+///    single-stepped (the handler entry cleared TF; 17.3.1.4). A REP
+///    string instruction is single-stepped per iteration, and a trap
+///    between iterations pushes RF = 1 so the IRET back resumes it
+///    without re-taking an instruction breakpoint.
+/// 4. MOV SS / POP SS hold those traps until the next instruction has
+///    completed (6.8.3); a second one in the shadow does not extend it.
 fn step_insn(cpu: &mut Cpu, plat: &mut dyn Platform) -> Option<CpuExit> {
     cpu.stats.uncached_steps += 1;
     let shadow = cpu.state.intr.shadow;
+    // The MOV SS kind of shadow (stale if the shadow was cleared since).
+    let movss_shadow = shadow && cpu.mode.dbg.movss_shadow;
+    cpu.mode.dbg.movss_shadow = false;
+    if !movss_shadow {
+        cpu.mode.dbg.deferred = 0;
+    }
     let tf = cpu.state.rflags & rflags::TF != 0;
     let rf = cpu.state.rflags & rflags::RF != 0;
+    if cpu.mode.bp && !rf && !movss_shadow {
+        let hits = crate::debug::exec_hits(&cpu.state, code_lin(cpu), cpu.lin_mask());
+        if hits != 0 {
+            crate::debug::set_dr6(&mut cpu.state, hits);
+            return deliver_fault(cpu, plat, Fault::DB);
+        }
+    }
     let insn = match cpu.fetch_decode(plat) {
         Ok(i) => i,
         Err(f) => return deliver_fault(cpu, plat, f),
@@ -324,30 +351,54 @@ fn step_insn(cpu: &mut Cpu, plat: &mut dyn Platform) -> Option<CpuExit> {
         plat.event(&ev);
     }
     let sel = select_for(cpu, &insn);
-    cpu.exit_block = false;
+    // Single-stepping a REP string instruction: one iteration per step.
+    cpu.exit_block = tf;
     cpu.insn_start = insn.ip();
     cpu.state.rip = insn.next_ip() & ip_mask(code_bits(&cpu.state));
     // The shadow covers exactly this instruction.
     if shadow {
         cpu.state.intr.shadow = false;
     }
+    if rf {
+        cpu.state.rflags &= !rflags::RF;
+    }
+    cpu.mode.dbg.hits = 0;
     match (sel.handler)(cpu, plat, &insn) {
         Ok(()) => {
             cpu.retired += 1;
-            // RF (set in fault frames so IRET can restart an instruction
-            // without re-triggering its breakpoint) is cleared once an
-            // instruction completes; IRET itself loads RF from the frame
-            // (SDM Vol. 3B, 17.3.1.1).
-            if rf
-                && !matches!(
-                    insn.mnemonic(),
-                    Mnemonic::Iret | Mnemonic::Iretd | Mnemonic::Iretq
-                )
-            {
-                cpu.state.rflags &= !rflags::RF;
+            let mut dr6 = cpu.mode.dbg.hits as u64;
+            cpu.mode.dbg.hits = 0;
+            if cpu.mode.bp && is_port_io(&insn) {
+                dr6 |= io_breakpoints(cpu, &insn);
             }
-            if tf {
-                cpu.state.dr[6] |= DR6_BS;
+            let delivered_int = matches!(
+                insn.mnemonic(),
+                Mnemonic::Int | Mnemonic::Int3 | Mnemonic::Into | Mnemonic::Int1
+            ) && cpu.state.rflags & rflags::TF == 0;
+            if tf && !delivered_int {
+                dr6 |= crate::debug::DR6_BS;
+            }
+            if is_ss_load(&insn) && cpu.state.intr.shadow {
+                if movss_shadow {
+                    // Only the first of consecutive SS loads inhibits.
+                    cpu.state.intr.shadow = false;
+                } else {
+                    cpu.mode.dbg.movss_shadow = true;
+                    cpu.mode.dbg.deferred = dr6;
+                    return None;
+                }
+            }
+            if movss_shadow {
+                dr6 |= cpu.mode.dbg.deferred;
+                cpu.mode.dbg.deferred = 0;
+            }
+            if dr6 != 0 {
+                if cpu.state.rip == cpu.insn_start && insn.has_rep_prefix() {
+                    // Trap after an iteration that was not the last.
+                    cpu.state.rflags |= rflags::RF;
+                }
+                crate::debug::set_dr6(&mut cpu.state, dr6);
+                cpu.state.intr.shadow = false;
                 let r = cpu.raise_exception(plat, Fault::DB);
                 after_event(cpu);
                 return r;
@@ -355,10 +406,54 @@ fn step_insn(cpu: &mut Cpu, plat: &mut dyn Platform) -> Option<CpuExit> {
             None
         }
         Err(f) => {
+            cpu.mode.dbg.hits = 0;
             cpu.state.rip = cpu.insn_start;
             deliver_fault(cpu, plat, f)
         }
     }
+}
+
+/// The linear address of the instruction at RIP (CS.base is 0 in 64-bit
+/// mode).
+fn code_lin(cpu: &Cpu) -> u64 {
+    if code_bits(&cpu.state) == 64 {
+        cpu.state.rip
+    } else {
+        cpu.state.cs().base.wrapping_add(cpu.state.rip) & 0xffff_ffff
+    }
+}
+
+/// MOV SS or POP SS (the loads that set an interrupt shadow).
+fn is_ss_load(insn: &Instruction) -> bool {
+    matches!(insn.mnemonic(), Mnemonic::Mov | Mnemonic::Pop)
+        && insn.op0_kind() == OpKind::Register
+        && insn.op0_register() == Register::SS
+}
+
+fn is_port_io(insn: &Instruction) -> bool {
+    use Mnemonic as M;
+    matches!(
+        insn.mnemonic(),
+        M::In | M::Out | M::Insb | M::Insw | M::Insd | M::Outsb | M::Outsw | M::Outsd
+    )
+}
+
+/// DR6.Bn of the I/O breakpoints an IN/OUT/INS/OUTS that completed
+/// matched: the port is its imm8 or DX (which none of them changes), the
+/// size that of its AL/AX/EAX or memory operand.
+fn io_breakpoints(cpu: &Cpu, insn: &Instruction) -> u64 {
+    let mut port = cpu.state.gpr[crate::state::reg::RDX] as u16;
+    let mut size = insn.memory_size().size() as u8;
+    for i in 0..insn.op_count() {
+        match insn.op_kind(i) {
+            OpKind::Immediate8 => port = insn.immediate8() as u16,
+            OpKind::Register if insn.op_register(i) != Register::DX => {
+                size = gpr_size(insn.op_register(i));
+            }
+            _ => {}
+        }
+    }
+    crate::debug::io_hits(&cpu.state, port, size.max(1))
 }
 
 /// One instruction, no event servicing (the monitor's emulation step).
@@ -843,6 +938,9 @@ fn select_core(insn: &Instruction) -> Option<Handler> {
     use Code as C;
     use Mnemonic as M;
     if let Some(h) = crate::insn::sse::select(insn) {
+        return Some(h);
+    }
+    if let Some(h) = crate::insn::x87::select(insn) {
         return Some(h);
     }
     let sz0 = op_size(insn, 0);

@@ -12,6 +12,7 @@
 mod core_tests;
 pub mod coverage;
 pub mod cpu;
+mod debug;
 mod decode;
 pub mod event;
 mod exec;

@@ -84,6 +84,13 @@ pub(crate) struct ModeCache {
     pub user: bool,
     /// Alignment checking is on (CR0.AM, RFLAGS.AC, CPL 3).
     pub ac: bool,
+    /// A DR7 breakpoint is enabled: data accesses are checked against
+    /// DR0-DR3 and the run loop goes one instruction at a time
+    /// ([`crate::debug`]).
+    pub bp: bool,
+    /// Breakpoint matches of the current instruction and the MOV SS
+    /// shadow; not a cached fact, so [`Cpu::refresh_mode`] keeps it.
+    pub dbg: crate::debug::DebugPending,
 }
 
 impl Cpu {
@@ -96,6 +103,8 @@ impl Cpu {
             long64: s.efer & efer::LMA != 0 && s.cs().long(),
             user,
             ac: user && s.cr0 & cr0::AM != 0 && s.rflags & rflags::AC != 0,
+            bp: crate::debug::armed(s),
+            dbg: self.mode.dbg,
         };
     }
 
@@ -205,6 +214,19 @@ impl Cpu {
         Ok(())
     }
 
+    /// Record the data breakpoints (DR0-DR3) an access matches. A match
+    /// ends the current block, and a REP string instruction after this
+    /// iteration, so the #DB trap follows the access that caused it.
+    #[cold]
+    #[inline(never)]
+    fn data_breakpoint(&mut self, lin: u64, size: u8, write: bool) {
+        let hits = crate::debug::data_hits(&self.state, lin, size, write, self.lin_mask());
+        if hits != 0 {
+            self.mode.dbg.hits |= hits;
+            self.exit_block = true;
+        }
+    }
+
     /// The linear address of the memory operand of `insn` (`size` bytes,
     /// for `kind`). In 64-bit mode only an FS/GS prefix matters, so the
     /// default-segment logic is skipped.
@@ -224,15 +246,20 @@ impl Cpu {
             };
             let lin = base.wrapping_add(off);
             if !canonical(lin) || !canonical(lin.wrapping_add(size as u64 - 1)) {
-                // 64-bit mode ignores ES/CS/SS/DS prefixes, so the fault
-                // follows the default segment: #SS(0) for an RSP/RBP base,
-                // #GP(0) otherwise and for FS/GS (SDM Vol. 3A, 3.7.4.1;
-                // checked against the host CPU by the differential tests).
-                let stack = !matches!(insn.segment_prefix(), Register::FS | Register::GS)
-                    && matches!(
-                        insn.memory_base(),
-                        Register::RSP | Register::RBP | Register::ESP | Register::EBP
-                    );
+                // #SS(0) for a stack reference, #GP(0) otherwise (SDM
+                // Vol. 1, 3.3.7.1). A reference is a stack reference when
+                // it names SS explicitly (an SS: prefix, even on a
+                // DS-default operand) or when its default segment is SS
+                // (an RSP/RBP base) and no FS/GS prefix replaces it; an
+                // ES:/CS:/DS: prefix does not (64-bit mode ignores it).
+                // Checked against the host CPU by the differential tests.
+                let prefix = insn.segment_prefix();
+                let stack = prefix == Register::SS
+                    || (!matches!(prefix, Register::FS | Register::GS)
+                        && matches!(
+                            insn.memory_base(),
+                            Register::RSP | Register::RBP | Register::ESP | Register::EBP
+                        ));
                 return Err(seg_fault(if stack { SegReg::Ss } else { SegReg::Ds }));
             }
             return Ok(lin);
@@ -476,6 +503,9 @@ impl Cpu {
         user: bool,
     ) -> Result<u64, Fault> {
         self.check_alignment(lin, SZ, user)?;
+        if self.mode.bp {
+            self.data_breakpoint(lin, SZ, false);
+        }
         if lin & PAGE_MASK <= PAGE_SIZE - SZ as u64 {
             if let Some(ma) = self.tlb.lookup(GuestVirtAddr(lin), AccessKind::Read, user) {
                 if let Ok(v) = self.ram.read_le(ma, SZ as usize) {
@@ -496,6 +526,9 @@ impl Cpu {
         user: bool,
     ) -> Result<(), Fault> {
         self.check_alignment(lin, SZ, user)?;
+        if self.mode.bp {
+            self.data_breakpoint(lin, SZ, true);
+        }
         if lin & PAGE_MASK <= PAGE_SIZE - SZ as u64 {
             if let Some(ma) = self.tlb.lookup(GuestVirtAddr(lin), AccessKind::Write, user) {
                 if self.ram.write_le(ma, SZ as usize, val).is_ok() {
@@ -565,6 +598,9 @@ impl Cpu {
     ) -> Result<(RmwLoc, u64), Fault> {
         let user = self.user_mode();
         self.check_alignment(lin, SZ, user)?;
+        if self.mode.bp {
+            self.data_breakpoint(lin, SZ, true);
+        }
         if lin & PAGE_MASK <= PAGE_SIZE - SZ as u64 {
             if let Some(ma) = self.tlb.lookup(GuestVirtAddr(lin), AccessKind::Write, user) {
                 if let Ok(v) = self.ram.read_le(ma, SZ as usize) {

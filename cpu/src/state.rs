@@ -236,6 +236,105 @@ pub struct Interruptibility {
     pub nmi_blocked: bool,
 }
 
+/// An x87 register value in the 80-bit double extended-precision format:
+/// sign and 15-bit biased exponent, and the 64-bit significand with its
+/// explicit integer bit (bit 63). Arithmetic on it is in
+/// `insn/x87/softfloat.rs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct F80 {
+    /// Bit 15: sign; bits 14-0: biased exponent.
+    pub se: u16,
+    pub sig: u64,
+}
+
+impl F80 {
+    /// The 10-byte memory image (little-endian, significand first).
+    pub fn to_bytes(self) -> [u8; 10] {
+        let mut b = [0u8; 10];
+        b[..8].copy_from_slice(&self.sig.to_le_bytes());
+        b[8..].copy_from_slice(&self.se.to_le_bytes());
+        b
+    }
+    pub fn from_bytes(b: [u8; 10]) -> F80 {
+        let [s0, s1, s2, s3, s4, s5, s6, s7, e0, e1] = b;
+        F80 {
+            sig: u64::from_le_bytes([s0, s1, s2, s3, s4, s5, s6, s7]),
+            se: u16::from_le_bytes([e0, e1]),
+        }
+    }
+}
+
+/// FSW bits (SDM Vol. 1, Figure 8-4). The exception flags (bits 0-5) are
+/// the FCW mask bits' positions.
+pub mod fsw {
+    pub const IE: u16 = 1 << 0;
+    pub const SF: u16 = 1 << 6;
+    pub const ES: u16 = 1 << 7;
+    pub const C0: u16 = 1 << 8;
+    pub const C1: u16 = 1 << 9;
+    pub const C2: u16 = 1 << 10;
+    pub const TOP_SHIFT: u32 = 11;
+    pub const TOP: u16 = 7 << 11;
+    pub const C3: u16 = 1 << 14;
+    pub const B: u16 = 1 << 15;
+}
+
+/// The x87 FPU state (SDM Vol. 1, 8.1).
+///
+/// The tag word is kept abridged (bit i set = physical register Ri is
+/// not empty), as the processor does since the Pentium Pro: the full
+/// 2-bit tags that FNSTENV/FNSAVE store are computed from the register
+/// contents, and FLDENV/FRSTOR take only "empty or not" from them
+/// (SDM Vol. 1, 8.1.7 and 10.5.1.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct X87State {
+    /// Physical registers R0-R7 (ST(i) is R((TOP + i) mod 8)).
+    pub regs: [F80; 8],
+    pub fcw: u16,
+    /// FSW including TOP (bits 11-13).
+    pub fsw: u16,
+    /// Abridged tag word.
+    pub ftw: u8,
+    /// Last x87 opcode (11 bits). Not recorded by ringside (always 0).
+    pub fop: u16,
+    /// Last instruction pointer (offset) and CS selector.
+    pub fip: u64,
+    pub fcs: u16,
+    /// Last data pointer (offset) and its segment selector.
+    pub fdp: u64,
+    pub fds: u16,
+}
+
+impl X87State {
+    /// After RESET: FCW = 0x0040, everything else 0, all registers empty
+    /// (SDM Vol. 3A, Table 9-1).
+    pub const fn power_on() -> Self {
+        X87State {
+            regs: [F80 { se: 0, sig: 0 }; 8],
+            fcw: 0x0040,
+            fsw: 0,
+            ftw: 0,
+            fop: 0,
+            fip: 0,
+            fcs: 0,
+            fdp: 0,
+            fds: 0,
+        }
+    }
+    /// After FNINIT: FCW = 0x037F, FSW = 0, all empty, pointers cleared;
+    /// the registers keep their contents.
+    pub fn init(&mut self) {
+        *self = X87State {
+            regs: self.regs,
+            fcw: 0x037f,
+            ..X87State::power_on()
+        };
+    }
+    pub fn top(&self) -> usize {
+        ((self.fsw & fsw::TOP) >> fsw::TOP_SHIFT) as usize
+    }
+}
+
 /// The whole architectural state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CpuState {
@@ -263,6 +362,8 @@ pub struct CpuState {
     pub xmm: [u128; 16],
     /// MXCSR: SSE control and status (SDM Vol. 1, 10.2.3).
     pub mxcsr: u32,
+    /// The x87 FPU (SDM Vol. 1, 8.1).
+    pub x87: X87State,
     pub intr: Interruptibility,
     /// The processor is in the HLT state, waiting for an event.
     pub halted: bool,
@@ -324,6 +425,7 @@ impl CpuState {
             xcr0: 1,
             xmm: [0; 16],
             mxcsr: MXCSR_RESET,
+            x87: X87State::power_on(),
             intr: Interruptibility::default(),
             halted: false,
         }

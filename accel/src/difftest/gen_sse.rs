@@ -139,6 +139,173 @@ const MNEMONICS: &[Mnemonic] = {
     ]
 };
 
+/// The floating-point mnemonics (arithmetic, compares, conversions):
+/// their XMM lanes and memory operands get float edge values and MXCSR a
+/// random rounding mode, FZ/DAZ and exception masks (unmasked ones raise
+/// #XM: the guest runs with CR4.OSXMMEXCPT set).
+const FP_MNEMONICS: &[Mnemonic] = {
+    use Mnemonic as M;
+    &[
+        M::Addps,
+        M::Addpd,
+        M::Addss,
+        M::Addsd,
+        M::Subps,
+        M::Subpd,
+        M::Subss,
+        M::Subsd,
+        M::Mulps,
+        M::Mulpd,
+        M::Mulss,
+        M::Mulsd,
+        M::Divps,
+        M::Divpd,
+        M::Divss,
+        M::Divsd,
+        M::Minps,
+        M::Minpd,
+        M::Minss,
+        M::Minsd,
+        M::Maxps,
+        M::Maxpd,
+        M::Maxss,
+        M::Maxsd,
+        M::Sqrtps,
+        M::Sqrtpd,
+        M::Sqrtss,
+        M::Sqrtsd,
+        M::Rcpps,
+        M::Rcpss,
+        M::Rsqrtps,
+        M::Rsqrtss,
+        M::Cmpps,
+        M::Cmppd,
+        M::Cmpss,
+        M::Cmpsd,
+        M::Comiss,
+        M::Comisd,
+        M::Ucomiss,
+        M::Ucomisd,
+        M::Cvtsi2ss,
+        M::Cvtsi2sd,
+        M::Cvtss2si,
+        M::Cvtsd2si,
+        M::Cvttss2si,
+        M::Cvttsd2si,
+        M::Cvtps2pd,
+        M::Cvtpd2ps,
+        M::Cvtss2sd,
+        M::Cvtsd2ss,
+        M::Cvtdq2ps,
+        M::Cvtps2dq,
+        M::Cvttps2dq,
+        M::Cvtdq2pd,
+        M::Cvtpd2dq,
+        M::Cvttpd2dq,
+    ]
+};
+
+/// The lane width of a floating-point form's sources (singles or
+/// doubles; the integer-source conversions get edge integers).
+fn fp_width(m: Mnemonic) -> Option<u32> {
+    use Mnemonic as M;
+    match m {
+        M::Cvtdq2ps | M::Cvtdq2pd | M::Cvtsi2ss | M::Cvtsi2sd => None,
+        M::Cvtps2pd | M::Cvtss2sd | M::Cvtps2dq | M::Cvttps2dq | M::Cvtss2si | M::Cvttss2si => {
+            Some(32)
+        }
+        M::Cvtpd2ps | M::Cvtsd2ss | M::Cvtpd2dq | M::Cvttpd2dq | M::Cvtsd2si | M::Cvttsd2si => {
+            Some(64)
+        }
+        _ => {
+            let n = format!("{m:?}");
+            Some(if n.ends_with("ps") || n.ends_with("ss") {
+                32
+            } else {
+                64
+            })
+        }
+    }
+}
+
+/// A float of `w` (32/64) bits biased to the edges: ±0, denormals
+/// (smallest, largest), normals (smallest, largest), ±∞, QNaN/SNaN with
+/// payloads, 1.0 and its neighbours, halfway cases that round
+/// differently per RC, the integer-conversion limits, and random values
+/// (with exponents near 0, so that sums and products round).
+fn fp_value(rng: &mut Rng, w: u32) -> u64 {
+    let (m, e) = if w == 32 { (23u32, 8u32) } else { (52, 11) };
+    let bias = (1u64 << (e - 1)) - 1;
+    let sign = if rng.chance(1, 3) { 1u64 << (w - 1) } else { 0 };
+    let exp_all = ((1u64 << e) - 1) << m;
+    let frac = (1u64 << m) - 1;
+    let q = 1u64 << (m - 1);
+    let one = bias << m;
+    let v = match rng.below(20) {
+        0 => 0,
+        1 => 1,
+        2 => frac,
+        3 => 1 << m,
+        4 => (exp_all - (1 << m)) | frac,
+        5 => exp_all,
+        6 => exp_all | q | (rng.next_u64() & (q - 1) & if rng.chance(1, 2) { 0 } else { !0 }),
+        7 => exp_all | (rng.next_u64() & (q - 1)).max(1),
+        8 => one,
+        9 => one | 1,
+        10 => one - 1,
+        // x.5: 1.5, 2.5, 3.5 (round to even or away, per RC).
+        11 => (bias + rng.below(2)) << m | 1 << (m - 1 - rng.below(2) as u32),
+        // 2^31, 2^32, 2^63, 2^64 and neighbours.
+        12 => {
+            let k = [31u64, 32, 63, 64][rng.below(4) as usize];
+            ((bias + k) << m).wrapping_add(rng.below(3)).wrapping_sub(1)
+        }
+        // Near the denormal boundary.
+        13 => (1u64 << m) + rng.below(4) - 2,
+        14 => rng.next_u64() & frac,
+        _ => {
+            let ex = (bias as i64 + rng.below(64) as i64 - 32) as u64;
+            ex << m | (rng.next_u64() & frac)
+        }
+    };
+    (v & ((1u64 << (w - 1)) - 1)) | sign
+}
+
+/// An XMM value of float lanes (`Some(w)`) or edge integers.
+fn fp_xmm(rng: &mut Rng, w: Option<u32>) -> u128 {
+    let Some(w) = w else {
+        return xmm_value(rng);
+    };
+    let mut v = 0u128;
+    for i in 0..128 / w {
+        v |= u128::from(fp_value(rng, w)) << (w * i);
+    }
+    v
+}
+
+/// MXCSR for a floating-point case: any rounding mode, FZ and DAZ, some
+/// sticky flags already set; exceptions mostly masked, sometimes one or
+/// a few unmasked (#XM).
+fn fp_mxcsr(rng: &mut Rng) -> u32 {
+    let mut v = cpu::state::MXCSR_RESET;
+    v |= (rng.below(4) as u32) << 13;
+    if rng.chance(1, 4) {
+        v |= 0x8000;
+    }
+    if rng.chance(1, 4) {
+        v |= 0x40;
+    }
+    if rng.chance(1, 4) {
+        v |= rng.below(64) as u32;
+    }
+    match rng.below(6) {
+        0 => v &= !(1 << (7 + rng.below(6) as u32)),
+        1 => v &= !((rng.below(64) as u32) << 7),
+        _ => {}
+    }
+    v
+}
+
 /// Operand kinds this generator fills.
 fn supported(k: K) -> bool {
     matches!(
@@ -160,7 +327,7 @@ fn supported(k: K) -> bool {
 /// Is `code` one of this generator's forms?
 fn covers(code: Code) -> bool {
     let op = code.op_code();
-    MNEMONICS.contains(&code.mnemonic())
+    (MNEMONICS.contains(&code.mnemonic()) || FP_MNEMONICS.contains(&code.mnemonic()))
         && op.is_instruction()
         && op.mode64()
         && op.encoding() == EncodingKind::Legacy
@@ -275,6 +442,7 @@ fn build_case(
 ) -> Option<Case> {
     let m = form.code.mnemonic();
     let shift = is_shift(m);
+    let fp = FP_MNEMONICS.contains(&m).then(|| fp_width(m));
     let has_rm = form
         .kinds
         .iter()
@@ -319,9 +487,26 @@ fn build_case(
     }
     let mut simd = Simd::default();
     for x in simd.xmm.iter_mut() {
-        *x = xmm_value(rng);
+        *x = match fp {
+            Some(w) => fp_xmm(rng, w),
+            None => xmm_value(rng),
+        };
     }
-    if rng.chance(1, 4) {
+    if fp.is_some() {
+        // Sometimes the same value in both operands (x - x, x == x).
+        if rng.chance(1, 8) {
+            if let (Some(Op::Reg(a)), Some(Op::Reg(b))) = (ops.first(), ops.get(1)) {
+                let i = (*a as usize).wrapping_sub(Register::XMM0 as usize) & 15;
+                let j = (*b as usize).wrapping_sub(Register::XMM0 as usize) & 15;
+                if a.is_xmm() && b.is_xmm() {
+                    simd.xmm[j] = simd.xmm[i];
+                }
+            }
+        }
+    }
+    if fp.is_some() {
+        simd.mxcsr = fp_mxcsr(rng);
+    } else if rng.chance(1, 4) {
         // Any valid MXCSR (flags, masks, rounding, DAZ, FZ).
         simd.mxcsr = value(rng, 16) as u32;
     }
@@ -348,7 +533,12 @@ fn build_case(
         target = Some(MemTarget { addr: t, size });
         if let Some(mut w) = w {
             if !(guest::SPECIAL_BASE..guest::SPECIAL_END).contains(&t) {
-                let mut bytes = xmm_value(rng).to_le_bytes().to_vec();
+                let mut bytes = match fp {
+                    Some(w) => fp_xmm(rng, w),
+                    None => xmm_value(rng),
+                }
+                .to_le_bytes()
+                .to_vec();
                 if m == Mnemonic::Ldmxcsr {
                     let mut v = value(rng, 16) as u32;
                     if rng.chance(1, 8) {

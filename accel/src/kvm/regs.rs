@@ -287,14 +287,30 @@ pub fn xcr0_from_kvm(x: &kvm_xcrs) -> Option<u64> {
     x.xcrs[..n].iter().find(|e| e.xcr == 0).map(|e| e.value)
 }
 
-/// Fill the SSE state of `s` (XMM0-15, MXCSR) into `f`. `f` is read from
-/// KVM first: ringside has no x87 state yet, so the x87 fields keep KVM's
-/// values.
+/// Fill the SSE state of `s` (XMM0-15, MXCSR) and the x87 state into `f`.
+///
+/// `kvm_fpu` is the FXSAVE image's layout: `fpr[i]` is ST(i) (stack
+/// order, 10 bytes used of 16), `ftwx` the abridged tag word (bit i =
+/// physical register i in use), `last_ip`/`last_dp` the 64-bit
+/// (FXSAVE64) pointers, so FCS/FDS are not carried.
 pub fn fpu_to_kvm(s: &CpuState, f: &mut kvm_fpu) {
     for (k, x) in f.xmm.iter_mut().zip(&s.xmm) {
         *k = x.to_le_bytes();
     }
     f.mxcsr = s.mxcsr;
+    let x = &s.x87;
+    let top = x.top();
+    for (i, r) in f.fpr.iter_mut().enumerate() {
+        let mut b = [0u8; 16];
+        b[..10].copy_from_slice(&x.regs[(top + i) & 7].to_bytes());
+        *r = b;
+    }
+    f.fcw = x.fcw;
+    f.fsw = x.fsw;
+    f.ftwx = x.ftw;
+    f.last_opcode = x.fop;
+    f.last_ip = x.fip;
+    f.last_dp = x.fdp;
 }
 
 /// Store the SSE state of `f` into `s`. (Not used by the vCPU yet: see
@@ -305,6 +321,19 @@ pub fn fpu_from_kvm(s: &mut CpuState, f: &kvm_fpu) {
         *x = u128::from_le_bytes(*k);
     }
     s.mxcsr = f.mxcsr;
+    let x = &mut s.x87;
+    x.fcw = f.fcw;
+    x.fsw = f.fsw;
+    x.ftw = f.ftwx;
+    x.fop = f.last_opcode;
+    x.fip = f.last_ip;
+    x.fdp = f.last_dp;
+    let top = x.top();
+    for (i, r) in f.fpr.iter().enumerate() {
+        let mut b = [0u8; 10];
+        b.copy_from_slice(&r[..10]);
+        x.regs[(top + i) & 7] = cpu::state::F80::from_bytes(b);
+    }
 }
 
 /// Fill the interruptibility state of `s` into `ev` (read from KVM first,
@@ -461,16 +490,26 @@ mod tests {
             *x = 0x0123_4567_89ab_cdef_fedc_ba98_7654_3210u128.rotate_left(8 * i as u32);
         }
         s.mxcsr = 0x7f80 | 0x3d;
-        let mut f = kvm_fpu {
-            fcw: 0x37f,
-            ..Default::default()
+        s.x87.init();
+        s.x87.fsw = 5 << 11;
+        s.x87.ftw = 0b1010_0000;
+        s.x87.fip = 0x1234;
+        s.x87.fdp = 0x5678;
+        s.x87.regs[5] = cpu::state::F80 {
+            se: 0x3fff,
+            sig: 1 << 63,
         };
+        let mut f = kvm_fpu::default();
         fpu_to_kvm(&s, &mut f);
         // XMM0's low byte is the u128's low byte (little-endian, as FXSAVE).
         assert_eq!(f.xmm[0][0], 0x10);
         assert_eq!(f.xmm[0][15], 0x01);
         assert_eq!(f.mxcsr, 0x7fbd);
-        assert_eq!(f.fcw, 0x37f, "x87 fields are KVM's");
+        assert_eq!(f.fcw, 0x37f);
+        assert_eq!(f.ftwx, 0b1010_0000);
+        // ST(0) is physical R5 (TOP = 5).
+        assert_eq!(f.fpr[0][7], 0x80);
+        assert_eq!(f.fpr[0][9], 0x3f);
         let mut back = CpuState::reset();
         fpu_from_kvm(&mut back, &f);
         assert_eq!(back, s);

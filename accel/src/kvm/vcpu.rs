@@ -175,7 +175,8 @@ impl Vcpu {
                 .set_xcrs(&regs::xcrs_to_kvm(s.xcr0))
                 .map_err(bad("XCR0 (KVM_SET_XCRS)"))?;
         }
-        // XMM0-15 and MXCSR; the x87 part stays KVM's (ringside has none).
+        // XMM0-15, MXCSR and the x87 state (FCS/FDS are not carried: the
+        // kvm_fpu pointers are FXSAVE64's).
         let mut fpu = self.fd.get_fpu().map_err(host_err("KVM_GET_FPU"))?;
         regs::fpu_to_kvm(s, &mut fpu);
         self.fd

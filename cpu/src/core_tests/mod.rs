@@ -5,12 +5,15 @@
 mod alu;
 mod bmi;
 mod control;
+mod debug;
 mod machine;
 mod memory;
 mod shift;
 mod sse;
+mod sse_fp;
 mod string;
 mod workload;
+mod x87;
 
 use crate::cpu::{Cpu, CpuExit};
 use crate::event::CpuEvent;

@@ -14,3 +14,4 @@ pub(crate) mod shift;
 pub(crate) mod sse;
 pub(crate) mod stack;
 pub(crate) mod string;
+pub(crate) mod x87;

@@ -15,8 +15,10 @@
 //!   OSXSAVE, SMAP, PKE, LA57, CET…).
 //! * CR8: bits 63:4 → #GP(0).
 //!
-//! Debug registers are storage only: breakpoints in DR0-3/DR7 are not
-//! armed, and DR7.GD (general-detect) is not implemented.
+//! Debug registers: MOV DR checks DR4/DR5 aliasing (#UD with CR4.DE),
+//! CPL 0, bits 63:32 of DR6/DR7, and DR7.GD general detection; the
+//! breakpoints DR0-DR3/DR7 describe are armed by the run loop and memory
+//! layer (crate::debug).
 
 use super::operand::{read_op, reg_read, reg_write, write_op};
 use super::{long_mode, mode64, note_mode_change, require_cpl0};
@@ -215,10 +217,28 @@ fn dr_number(cpu: &Cpu, r: Register) -> Result<usize, Fault> {
     }
 }
 
+/// General detection (SDM Vol. 3B 17.2.4): with DR7.GD = 1 any MOV to or
+/// from a debug register is a fault-class #DB with DR6.BD, checked after
+/// the #UD and #GP conditions. The fault pushes RF = 1 like other
+/// fault-class exceptions except instruction breakpoints (17.3.1.1); the
+/// frame takes RF from RFLAGS, so it is set here (the run loop cleared it
+/// at the start of the instruction). DR7.GD itself is cleared when the
+/// #DB handler is entered (interrupt.rs), so the handler can use the
+/// debug registers.
+fn general_detect(cpu: &mut Cpu) -> Result<(), Fault> {
+    if cpu.state.dr[7] & crate::debug::DR7_GD != 0 {
+        crate::debug::set_dr6(&mut cpu.state, crate::debug::DR6_BD);
+        cpu.state.rflags |= crate::state::rflags::RF;
+        return Err(Fault::DB);
+    }
+    Ok(())
+}
+
 /// MOV DRn, r32/r64.
 pub(crate) fn mov_to_dr(cpu: &mut Cpu, insn: &Instruction) -> Result<(), Fault> {
     let n = dr_number(cpu, insn.op0_register())?;
     require_cpl0(cpu)?;
+    general_detect(cpu)?;
     let val = reg_read(cpu, insn.op1_register());
     if (n == 6 || n == 7) && val >> 32 != 0 {
         return Err(Fault::gp0());
@@ -237,6 +257,7 @@ pub(crate) fn mov_to_dr(cpu: &mut Cpu, insn: &Instruction) -> Result<(), Fault> 
 pub(crate) fn mov_from_dr(cpu: &mut Cpu, insn: &Instruction) -> Result<(), Fault> {
     let n = dr_number(cpu, insn.op1_register())?;
     require_cpl0(cpu)?;
+    general_detect(cpu)?;
     let v = cpu.state.dr[n];
     reg_write(cpu, insn.op0_register(), v);
     Ok(())

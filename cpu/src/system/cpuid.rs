@@ -12,19 +12,22 @@
 //! "ringside virtual CPU". One logical processor, initial APIC ID 0.
 //!
 //! Offered (leaf 1 EDX): DE, PSE, TSC, MSR, PAE, CX8, APIC, SEP, PGE, CMOV,
-//! PAT, CLFSH. (ECX): CX16, MOVBE, POPCNT. Leaf 7 EBX: BMI1, BMI2, ADX,
+//! PAT, CLFSH, FXSR, SSE, SSE2. (ECX): CX16, MOVBE, POPCNT. Leaf 7 EBX: BMI1, BMI2, ADX,
 //! SMEP (CR4.SMEP is accepted and the page walker enforces it). Extended:
 //! SYSCALL, NX, PDPE1GB, RDTSCP, LM; LAHF_LM, ABM (LZCNT). Leaf
 //! 0x80000008: 40 physical and 48 linear address bits. Every instruction
 //! of an advertised family is implemented (tested in `tests` below).
 //!
-//! Deliberately absent: FPU, MMX, FXSR, SSE/SSE2 and everything vector,
-//! XSAVE. The interpreter has the SSE state (XMM0-15, MXCSR), LDMXCSR/
-//! STMXCSR, FXSAVE/FXRSTOR and the integer half of SSE/SSE2 (insn/sse/),
-//! but not yet the floating-point half, the MMX forms or the x87, so
-//! FPU/MMX/FXSR/SSE/SSE2 stay off: CPUID advertises only complete
-//! features. (Long mode architecturally implies SSE2; a 64-bit guest that
-//! uses SSE floating point without checking CPUID will hit #UD.) Also absent: VME/PVI (no virtual-8086 extensions), MCE/MCA,
+//! SSE/SSE2 (insn/sse/): every legacy-encoded XMM instruction, integer
+//! and floating point (exact soft-float MXCSR semantics), with FXSAVE/
+//! FXRSTOR (FXSR). Two exceptions, tested by name below: the forms
+//! whose operand is an MMX register (CVTPI2PS, PMINUB mm, MOVQ2DQ...),
+//! which need the MMX register file (MMX itself is not advertised), and
+//! MASKMOVDQU. Long mode architecturally implies SSE2, so 64-bit guests
+//! assume it anyway.
+//!
+//! Deliberately absent: FPU, MMX and everything vector past SSE2,
+//! XSAVE. Also absent: VME/PVI (no virtual-8086 extensions), MCE/MCA,
 //! MTRR (no MTRR MSRs),
 //! PSE-36, the hypervisor bit (leaf 1 ECX[31]), x2APIC, TSC-deadline,
 //! MONITOR/MWAIT, PCID, FSGSBASE, SMAP, UMIP, RDRAND/RDSEED (no entropy
@@ -74,6 +77,9 @@ pub mod feature {
         pub const CMOV: u32 = 1 << 15;
         pub const PAT: u32 = 1 << 16;
         pub const CLFSH: u32 = 1 << 19;
+        pub const FXSR: u32 = 1 << 24;
+        pub const SSE: u32 = 1 << 25;
+        pub const SSE2: u32 = 1 << 26;
     }
     /// Leaf 7 subleaf 0 EBX.
     pub mod l7_ebx {
@@ -104,7 +110,7 @@ const L1_ECX: u32 = feature::l1_ecx::CX16 | feature::l1_ecx::MOVBE | feature::l1
 
 const L1_EDX: u32 = {
     use feature::l1_edx::*;
-    DE | PSE | TSC | MSR | PAE | CX8 | APIC | SEP | PGE | CMOV | PAT | CLFSH
+    DE | PSE | TSC | MSR | PAE | CX8 | APIC | SEP | PGE | CMOV | PAT | CLFSH | FXSR | SSE | SSE2
 };
 
 /// Leaf 7 subleaf 0 EBX: the bit-manipulation sets (insn/bmi.rs; TZCNT
@@ -307,6 +313,33 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// SSE and SSE2 are advertised, and every SSE/SSE2 Code is implemented
+    /// except the named exemptions: the forms with an MMX-register
+    /// operand (no MMX register file; MMX is not advertised) and
+    /// MASKMOVDQU. Nothing else may be missing.
+    #[test]
+    fn sse_sse2_claimed_exactly() {
+        use feature::l1_edx::{FXSR, SSE, SSE2};
+        assert!(advertised(1, 3, SSE) && advertised(1, 3, SSE2) && advertised(1, 3, FXSR));
+        let mmx_operand = |c: Code| {
+            format!("{c:?}")
+                .split('_')
+                .skip(1)
+                .any(|t| t.starts_with("mm"))
+        };
+        let missing: Vec<Code> = Code::values()
+            .filter(|c| {
+                let fs = c.cpuid_features();
+                fs.contains(&F::SSE) || fs.contains(&F::SSE2)
+            })
+            .filter(|c| !crate::coverage::implemented(*c))
+            .filter(|c| !mmx_operand(*c) && *c != Code::Maskmovdqu_rDI_xmm_xmm)
+            .collect();
+        assert_eq!(missing, Vec::<Code>::new());
+        assert!(crate::coverage::implemented(Code::Fxsave64_m512byte));
+        assert!(crate::coverage::implemented(Code::Fxrstor64_m512byte));
     }
 
     /// The integer families this model claims, and the ones it must not

@@ -464,8 +464,19 @@ fn iret_flags(old: u64, temp: u64, opsize: u8, cpl: u8, iopl: u8, real: bool) ->
     (old & !m) | (temp & m) | rflags::FIXED1
 }
 
-/// IRET / IRETD / IRETQ.
+/// IRET / IRETD / IRETQ. IRET ends NMI blocking even when it faults
+/// (SDM Vol. 3A 6.7.1: "NMIs are unmasked before the exception handler is
+/// invoked"), but not when it is stopped by a VM exit (the monitor resumes
+/// it and it runs again).
 pub(crate) fn iret(cpu: &mut Cpu, plat: &mut dyn Platform, opsize: u8) -> Result<(), Fault> {
+    let r = iret_inner(cpu, plat, opsize);
+    if r != Err(crate::intercept::VM_EXIT_FAULT) {
+        cpu.state.intr.nmi_blocked = false;
+    }
+    r
+}
+
+fn iret_inner(cpu: &mut Cpu, plat: &mut dyn Platform, opsize: u8) -> Result<(), Fault> {
     let before = cpu.state.mode();
     let old_flags = cpu.rflags();
     let cpl = cpu.state.cpl();
@@ -495,7 +506,6 @@ pub(crate) fn iret(cpu: &mut Cpu, plat: &mut dyn Platform, opsize: u8) -> Result
         *cpu.state.sreg_mut(SegReg::Cs) = cs;
         cpu.state.rip = ip;
         cpu.set_rflags(f);
-        cpu.state.intr.nmi_blocked = false;
         return Ok(());
     }
 
@@ -543,7 +553,6 @@ pub(crate) fn iret(cpu: &mut Cpu, plat: &mut dyn Platform, opsize: u8) -> Result
     if rpl > cpl {
         null_inaccessible_data_segs(cpu, rpl);
     }
-    cpu.state.intr.nmi_blocked = false;
     note_mode_change(cpu, plat, before);
     Ok(())
 }

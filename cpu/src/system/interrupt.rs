@@ -217,6 +217,10 @@ pub(crate) fn deliver(cpu: &mut Cpu, plat: &mut dyn Platform, ev: &Event) -> Res
     }
     cpu.state.halted = false;
     cpu.state.intr.shadow = false;
+    if ev.vector == vector::DB && ev.kind == IntKind::Exception {
+        // Entering the #DB handler clears DR7.GD (SDM Vol. 3B 17.2.4).
+        cpu.state.dr[7] &= !crate::debug::DR7_GD;
+    }
     if ev.kind == IntKind::Nmi {
         cpu.state.intr.nmi_blocked = true;
     }

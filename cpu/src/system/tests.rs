@@ -1335,10 +1335,11 @@ fn cpuid_model() {
     let [_, _, ecx, edx] = cpuid(1, 0);
     assert_eq!(edx & 1, 0, "no FPU yet");
     assert_eq!(
-        edx & (1 << 25 | 1 << 26 | 1 << 24 | 1 << 23),
-        0,
-        "no SSE/SSE2/FXSR/MMX yet"
+        edx & (1 << 25 | 1 << 26 | 1 << 24),
+        1 << 25 | 1 << 26 | 1 << 24,
+        "SSE/SSE2/FXSR"
     );
+    assert_eq!(edx & (1 << 23), 0, "no MMX yet");
     assert_ne!(edx & feature::l1_edx::SEP, 0);
     assert_ne!(ecx & feature::l1_ecx::CX16, 0);
     assert_eq!(ecx & (1 << 31), 0, "no hypervisor bit");
@@ -1485,4 +1486,104 @@ fn rep_string_io_checks_the_permission_even_with_a_zero_count() {
     exec(&mut cpu, &mut plat, &[0xf3, 0x6e]).unwrap();
     assert!(plat.pio.is_empty());
     assert_eq!(cpu.state.gpr[reg::RSI], 0x5000);
+}
+
+// ---- conformance: reserved bits, canonical bases, NMI unblocking ----
+
+#[test]
+fn canonical_bases_through_wrmsr_and_lgdt() {
+    let (mut cpu, mut plat) = long_cpu();
+    let gp = Err(Fault::gp0());
+    let bad = 0x0000_8000_0000_0000u64;
+    for index in [
+        msr::IA32_GS_BASE,
+        msr::IA32_KERNEL_GS_BASE,
+        msr::IA32_CSTAR,
+        msr::IA32_SYSENTER_ESP,
+        msr::IA32_SYSENTER_EIP,
+    ] {
+        assert_eq!(wrmsr(&mut cpu, &mut plat, index, bad), gp, "{index:#x}");
+        wrmsr(&mut cpu, &mut plat, index, 0xffff_8000_0000_1000).unwrap();
+    }
+    // LGDT/LIDT m16&64 [rax]: a non-canonical base is #GP(0) and leaves
+    // the register alone.
+    let gdtr = cpu.state.gdtr;
+    let idtr = cpu.state.idtr;
+    w(&cpu, 0xb000, 2, 0x7f);
+    w(&cpu, 0xb002, 8, bad);
+    cpu.state.gpr[reg::RAX] = 0xb000;
+    assert_eq!(exec(&mut cpu, &mut plat, &[0x0f, 0x01, 0x10]), gp);
+    assert_eq!(exec(&mut cpu, &mut plat, &[0x0f, 0x01, 0x18]), gp);
+    assert_eq!(cpu.state.gdtr, gdtr);
+    assert_eq!(cpu.state.idtr, idtr);
+    w(&cpu, 0xb002, 8, 0xffff_8000_0000_2000);
+    exec(&mut cpu, &mut plat, &[0x0f, 0x01, 0x18]).unwrap();
+    assert_eq!(cpu.state.idtr.base, 0xffff_8000_0000_2000);
+    assert_eq!(cpu.state.idtr.limit, 0x7f);
+}
+
+#[test]
+fn cr0_and_efer_mode_rules() {
+    let (mut cpu, mut plat) = long_cpu();
+    let gp = Err(Fault::gp0());
+    let mov_cr0 = [0x0f, 0x22, 0xc0];
+    // PG without PE.
+    cpu.state.gpr[reg::RAX] = cpu.state.cr0 & !cr0::PE;
+    assert_eq!(exec(&mut cpu, &mut plat, &mov_cr0), gp);
+    // Clearing PG from 64-bit mode.
+    cpu.state.gpr[reg::RAX] = cpu.state.cr0 & !cr0::PG;
+    assert_eq!(exec(&mut cpu, &mut plat, &mov_cr0), gp);
+    // EFER: LME may not change while paging; reserved bits; LMA ignored.
+    let e = cpu.state.efer;
+    assert_eq!(
+        wrmsr(&mut cpu, &mut plat, msr::IA32_EFER, e & !efer::LME),
+        gp
+    );
+    assert_eq!(
+        wrmsr(&mut cpu, &mut plat, msr::IA32_EFER, e | (1 << 12)),
+        gp
+    );
+    assert_eq!(wrmsr(&mut cpu, &mut plat, msr::IA32_EFER, e | (1 << 2)), gp);
+    wrmsr(&mut cpu, &mut plat, msr::IA32_EFER, e & !efer::LMA).unwrap();
+    assert_eq!(cpu.state.efer, e, "LMA is read-only");
+}
+
+#[test]
+fn faulting_iret_still_ends_nmi_blocking() {
+    let (mut cpu, mut plat) = long_cpu();
+    // An IRETQ frame with a null CS: #GP(0) — NMIs are unmasked anyway
+    // (SDM Vol. 3A 6.7.1).
+    cpu.state.gpr[reg::RSP] = 0x6000;
+    for i in 0..5 {
+        w(&cpu, 0x6000 + i * 8, 8, 0);
+    }
+    cpu.state.intr.nmi_blocked = true;
+    let r = exec(&mut cpu, &mut plat, &[0x48, 0xcf]);
+    assert!(r.is_err(), "IRETQ to a null CS faults");
+    assert!(!cpu.state.intr.nmi_blocked);
+}
+
+#[test]
+fn mov_dr_general_detect_after_ud_and_gp() {
+    let (mut cpu, mut plat) = long_cpu();
+    cpu.state.dr[7] = 0x400 | (1 << 13);
+    cpu.state.cr4 |= cr4::DE;
+    // MOV RAX, DR4 with CR4.DE: #UD first.
+    assert_eq!(
+        exec(&mut cpu, &mut plat, &[0x0f, 0x21, 0xe0]),
+        Err(Fault::UD)
+    );
+    // MOV RAX, DR0: #DB (general detect), DR6.BD; GD stays set until the
+    // #DB is delivered.
+    assert_eq!(
+        exec(&mut cpu, &mut plat, &[0x0f, 0x21, 0xc0]),
+        Err(Fault::DB)
+    );
+    assert_ne!(cpu.state.dr[6] & (1 << 13), 0);
+    // At CPL 3: #GP(0) before #DB.
+    to_user64(&mut cpu);
+    assert_eq!(
+        exec(&mut cpu, &mut plat, &[0x0f, 0x21, 0xc0]),
+        Err(Fault::gp0())
+    );
 }

@@ -9,6 +9,9 @@
 //! * [`shift`]: packed shifts by XMM/m128 or imm8, byte shifts.
 //! * [`shuffle`]: shuffles, unpacks, packs, PEXTRW/PINSRW.
 //! * [`state`]: LDMXCSR, STMXCSR, FXSAVE, FXRSTOR.
+//! * [`fp_arith`], [`fp_cmp`], [`fp_cvt`]: the floating-point arithmetic,
+//!   compares and conversions, on the soft-float of [`softfloat`] (exact
+//!   MXCSR rounding, FZ/DAZ, flags and #XM).
 //!
 //! Not yet: the floating-point arithmetic, compares and conversions
 //! (they need MXCSR rounding modes and exception flags, i.e. soft-float),
@@ -25,10 +28,14 @@
 
 pub(crate) mod arith;
 pub(crate) mod cmp;
+pub(crate) mod fp_arith;
+pub(crate) mod fp_cmp;
+pub(crate) mod fp_cvt;
 pub(crate) mod logic;
 pub(crate) mod mov;
 pub(crate) mod shift;
 pub(crate) mod shuffle;
+pub(crate) mod softfloat;
 pub(crate) mod state;
 
 use crate::cpu::Cpu;
@@ -49,6 +56,9 @@ pub(crate) fn select(insn: &Instruction) -> Option<Handler> {
         .or_else(|| shift::select(code))
         .or_else(|| shuffle::select(code))
         .or_else(|| state::select(code))
+        .or_else(|| fp_arith::select(code))
+        .or_else(|| fp_cmp::select(code))
+        .or_else(|| fp_cvt::select(code))
 }
 
 /// The availability check of an SSE/SSE2 instruction: #UD if CR0.EM = 1

@@ -1,18 +1,16 @@
 //! The SSE state instructions: LDMXCSR, STMXCSR, FXSAVE, FXRSTOR.
 //!
-//! # FXSAVE without an x87
+//! # The x87 part
 //!
-//! ringside has no x87 FPU yet, so the x87 part of the FXSAVE image
-//! (SDM Vol. 1, Table 10-2) is the state after FNINIT, which is all a
-//! guest that never executed an x87 instruction can observe: FCW =
-//! 0x037F, FSW = 0, abridged FTW = 0 (all empty), FOP/FIP/FCS/FDP/FDS = 0,
-//! ST0-ST7 = 0. FXRSTOR checks and loads MXCSR and the XMM registers and
-//! ignores the x87 fields. MXCSR_MASK is [`MXCSR_MASK`]. Bytes 416-511
-//! (reserved and software-available) are not written.
+//! The x87 fields of the image (SDM Vol. 1, Table 10-2: FCW, FSW,
+//! abridged FTW, FOP, FIP/FCS, FDP/FDS, ST0-ST7 in 16-byte slots) are
+//! built and parsed by `insn::x87::{fx_put, fx_load}`. MXCSR_MASK is
+//! [`MXCSR_MASK`]. Bytes 416-511 (reserved and software-available) are
+//! not written.
 //!
 //! XMM8-XMM15 are saved and restored only in 64-bit mode (they do not
 //! exist elsewhere). The REX.W forms (FXSAVE64/FXRSTOR64) differ only in
-//! the x87 pointer format, which is all zeros here.
+//! the x87 pointer format (64-bit FIP/FDP, no selectors).
 
 use super::{check, probe_write, read_lin128};
 use crate::cpu::Cpu;
@@ -38,12 +36,10 @@ pub(crate) fn select(code: Code) -> Option<Handler> {
 
 /// Offsets in the FXSAVE image.
 pub(crate) mod fx {
-    pub const FCW: u64 = 0;
     pub const MXCSR: u64 = 24;
     pub const MXCSR_MASK: u64 = 28;
+    pub const ST0: u64 = 32;
     pub const XMM0: u64 = 160;
-    /// FCW after FNINIT.
-    pub const FCW_INIT: u64 = 0x037f;
     /// Bytes the processor writes (0-415).
     pub const WRITTEN: u64 = 416;
 }
@@ -137,7 +133,11 @@ pub(crate) fn fxsave(
             *q |= v << (8 * (off % 8));
         }
     };
-    put(fx::FCW, fx::FCW_INIT);
+    crate::insn::x87::fx_put(
+        &cpu.state.x87,
+        insn.code() == Code::Fxsave64_m512byte,
+        &mut put,
+    );
     put(fx::MXCSR, u64::from(cpu.state.mxcsr));
     put(fx::MXCSR_MASK, u64::from(MXCSR_MASK));
     for (i, x) in cpu.state.xmm.iter().enumerate().take(xmm_count(cpu)) {
@@ -171,6 +171,18 @@ pub(crate) fn fxrstor(
     if mxcsr & !MXCSR_MASK != 0 {
         return Err(Fault::gp0());
     }
+    let mut x87_img = [0u64; 4];
+    for (k, q) in x87_img.iter_mut().enumerate() {
+        *q = cpu.read_lin::<8>(plat, lin.wrapping_add(8 * k as u64) & mask, user)?;
+    }
+    let mut regs = [crate::state::F80::default(); 8];
+    for (i, r) in regs.iter_mut().enumerate() {
+        *r = crate::insn::x87::read_lin80(
+            cpu,
+            plat,
+            lin.wrapping_add(fx::ST0 + 16 * i as u64) & mask,
+        )?;
+    }
     let n = xmm_count(cpu);
     let mut xmm = cpu.state.xmm;
     for (i, x) in xmm.iter_mut().enumerate().take(n) {
@@ -181,5 +193,7 @@ pub(crate) fn fxrstor(
     cpu.read_lin::<1>(plat, lin.wrapping_add(511) & mask, user)?;
     cpu.state.xmm = xmm;
     cpu.state.mxcsr = mxcsr;
+    let w64 = insn.code() == Code::Fxrstor64_m512byte;
+    crate::insn::x87::fx_load(&mut cpu.state.x87, &x87_img, &regs, w64);
     Ok(())
 }
