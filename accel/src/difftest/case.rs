@@ -18,33 +18,97 @@ pub struct Window {
     pub init: Vec<u8>,
 }
 
-/// The SSE state of a case: XMM0-15 and MXCSR, loaded before the case
-/// runs (`Case::simd`) and stored after it (`Outcome::simd`).
+/// The SSE and x87 state of a case: XMM0-15, MXCSR and the x87 FPU,
+/// loaded before the case runs (`Case::simd`) and stored after it
+/// (`Outcome::simd`). (The x87 state lives here, not in its own `Case`
+/// field, so that the generators that do not care need no change.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Simd {
     pub xmm: [u128; 16],
     pub mxcsr: u32,
+    /// The x87 state as an FNSAVE image (see [`X87_IMAGE`]).
+    pub x87: [u8; X87_IMAGE],
+}
+
+/// Bytes of an FNSAVE image in the 32-bit protected-mode format (what
+/// FNSAVE/FRSTOR use in 64-bit mode; SDM Vol. 1, Figure 8-9): FCW (+0),
+/// FSW (+4), FTW with the full 2-bit tags (+8), FIP (+12), FCS and FOP
+/// (+16), FDP (+20), FDS (+24), each in a dword, then ST(0)-ST(7), 10
+/// bytes each, from +28.
+pub const X87_IMAGE: usize = 108;
+
+/// Offsets into the x87 image.
+pub mod x87img {
+    pub const FCW: usize = 0;
+    pub const FSW: usize = 4;
+    pub const FTW: usize = 8;
+    /// FIP, FCS/FOP, FDP, FDS: the pointer registers (16 bytes).
+    pub const POINTERS: usize = 12;
+    pub const ST: usize = 28;
+}
+
+/// The FNSAVE image of the FPU after FNINIT: FCW 0x37f, FSW 0, all
+/// registers empty (FTW 0xffff), zero pointers and registers.
+pub const X87_INIT: [u8; X87_IMAGE] = {
+    let mut b = [0u8; X87_IMAGE];
+    b[x87img::FCW] = 0x7f;
+    b[x87img::FCW + 1] = 0x03;
+    b[x87img::FTW] = 0xff;
+    b[x87img::FTW + 1] = 0xff;
+    b
+};
+
+/// A 16-bit field of an x87 image.
+pub fn x87_word(img: &[u8; X87_IMAGE], off: usize) -> u16 {
+    img.get(off..off + 2)
+        .map_or(0, |b| u16::from_le_bytes([b[0], b[1]]))
+}
+
+/// ST(i) of an x87 image as (sign+exponent, significand).
+pub fn x87_st(img: &[u8; X87_IMAGE], i: usize) -> (u16, u64) {
+    let o = x87img::ST + 10 * (i & 7);
+    let sig = img
+        .get(o..o + 8)
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, u64::from_le_bytes);
+    (x87_word(img, o + 8), sig)
+}
+
+/// The 2-bit tag of ST(i) in an x87 image (tags are by physical
+/// register: ST(i) is physical register (TOP + i) mod 8).
+pub fn x87_tag(img: &[u8; X87_IMAGE], i: usize) -> u16 {
+    let top = (x87_word(img, x87img::FSW) >> 11) & 7;
+    let phys = (top + i as u16) & 7;
+    (x87_word(img, x87img::FTW) >> (2 * phys)) & 3
 }
 
 impl Default for Simd {
-    /// All XMM registers zero, MXCSR at its reset value.
+    /// All XMM registers zero, MXCSR at its reset value, the FPU as
+    /// FNINIT leaves it.
     fn default() -> Self {
         Simd {
             xmm: [0; 16],
             mxcsr: cpu::state::MXCSR_RESET,
+            x87: X87_INIT,
         }
     }
 }
 
+/// Offset of the x87 image in a case's SIMD block.
+pub const SIMD_X87: usize = 16 * 16 + 16;
+
 /// Bytes of a case's SIMD block: XMM0-15 (16 bytes each, little-endian),
-/// then MXCSR (dword), padded to a multiple of 16.
-pub const SIMD_BLOCK: usize = 16 * 16 + 16;
+/// then MXCSR (dword), padded to 16 bytes, then the x87 image
+/// ([`X87_IMAGE`] bytes at [`SIMD_X87`]), padded to a multiple of 16.
+pub const SIMD_BLOCK: usize = (SIMD_X87 + X87_IMAGE + 15) & !15;
 
 impl Simd {
     /// The block's bytes (see [`SIMD_BLOCK`]).
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut v: Vec<u8> = self.xmm.iter().flat_map(|x| x.to_le_bytes()).collect();
         v.extend_from_slice(&self.mxcsr.to_le_bytes());
+        v.resize(SIMD_X87, 0);
+        v.extend_from_slice(&self.x87);
         v.resize(SIMD_BLOCK, 0);
         v
     }
@@ -56,6 +120,7 @@ impl Simd {
             *x = u128::from_le_bytes(b.get(16 * i..16 * i + 16)?.try_into().ok()?);
         }
         s.mxcsr = u32::from_le_bytes(b.get(256..260)?.try_into().ok()?);
+        s.x87 = b.get(SIMD_X87..SIMD_X87 + X87_IMAGE)?.try_into().ok()?;
         Some(s)
     }
 }
@@ -246,7 +311,10 @@ impl Case {
             }
             let _ = writeln!(s, "{line}");
         }
-        if self.simd != Simd::default() {
+        if self.simd.x87 != X87_INIT {
+            describe_x87(&mut s, "", &self.simd.x87);
+        }
+        if self.simd.xmm != [0; 16] || self.simd.mxcsr != cpu::state::MXCSR_RESET {
             let _ = writeln!(s, "  mxcsr {:#x}", self.simd.mxcsr);
             for (i, x) in self.simd.xmm.iter().enumerate() {
                 if *x != 0 {
@@ -261,6 +329,29 @@ impl Case {
             let _ = writeln!(s, "  memory {:#x}: {}", w.addr, hex(&w.init));
         }
         s
+    }
+}
+
+/// The x87 state of an image: control, status and tag words, then the
+/// non-empty registers (ST(i), tag, value).
+fn describe_x87(s: &mut String, who: &str, img: &[u8; X87_IMAGE]) {
+    let _ = writeln!(
+        s,
+        "  {who}x87: fcw {:#06x} fsw {:#06x} (top {}) ftw {:#06x}",
+        x87_word(img, x87img::FCW),
+        x87_word(img, x87img::FSW),
+        (x87_word(img, x87img::FSW) >> 11) & 7,
+        x87_word(img, x87img::FTW)
+    );
+    for i in 0..8 {
+        if x87_tag(img, i) != 3 {
+            let (se, sig) = x87_st(img, i);
+            let _ = writeln!(
+                s,
+                "    {who}st{i}: {se:04x}_{sig:016x} (tag {})",
+                x87_tag(img, i)
+            );
+        }
     }
 }
 
@@ -350,6 +441,10 @@ pub fn describe_outcomes(case: &Case, names: [&str; 2], o: [&Outcome; 2]) -> Str
             o[1].simd.mxcsr,
             case.simd.mxcsr
         );
+    }
+    if o[0].simd.x87 != o[1].simd.x87 || o[0].simd.x87 != case.simd.x87 {
+        describe_x87(&mut s, &format!("{}: ", names[0]), &o[0].simd.x87);
+        describe_x87(&mut s, &format!("{}: ", names[1]), &o[1].simd.x87);
     }
     if o[0].segs != o[1].segs {
         let _ = writeln!(

@@ -1,7 +1,9 @@
 //! Comparing the interpreter's outcome of a case with the oracle's.
 
 use super::batch::CaseRun;
-use super::case::{describe_outcomes, Case, Outcome, GPR_NAMES};
+use super::case::{
+    describe_outcomes, x87_st, x87_tag, x87_word, x87img, Case, Outcome, GPR_NAMES, X87_IMAGE,
+};
 use super::guest::has_error_code;
 use super::policy::{self, Known, Undefined};
 use cpu::state::rflags::STATUS;
@@ -28,7 +30,13 @@ pub struct Compared {
 }
 
 /// Which fields of `a` and `b` differ, given what is undefined.
-fn differences(case: &Case, a: &Outcome, b: &Outcome, u: &Undefined) -> Vec<String> {
+fn differences(
+    case: &Case,
+    a: &Outcome,
+    b: &Outcome,
+    u: &Undefined,
+    fsw_undefined: u16,
+) -> Vec<String> {
     let mut d = Vec::new();
     if a.done != b.done {
         d.push("completion".to_string());
@@ -75,6 +83,7 @@ fn differences(case: &Case, a: &Outcome, b: &Outcome, u: &Undefined) -> Vec<Stri
     if a.simd.mxcsr != b.simd.mxcsr {
         d.push("mxcsr".into());
     }
+    x87_differences(&a.simd.x87, &b.simd.x87, fsw_undefined, &mut d);
     for (k, w) in case.windows.iter().enumerate() {
         let (Some(x), Some(y)) = (a.windows.get(k), b.windows.get(k)) else {
             d.push("memory".into());
@@ -92,6 +101,35 @@ fn differences(case: &Case, a: &Outcome, b: &Outcome, u: &Undefined) -> Vec<Stri
         }
     }
     d
+}
+
+/// The x87 fields of two FNSAVE images that differ: FCW, FSW (but the
+/// `fsw_undefined` bits), the full tag word, and the 80 bits of every
+/// register that is non-empty on either side. Not compared: the reserved
+/// upper halves of the FCW/FSW/FTW dwords, and the pointer registers
+/// (FIP, FCS, FOP, FDP, FDS): AMD processors store FIP/FDP/FOP only when
+/// an exception is pending (AMD APM Vol. 2, 11.4.4.3), and ringside does
+/// not record FOP.
+fn x87_differences(
+    a: &[u8; X87_IMAGE],
+    b: &[u8; X87_IMAGE],
+    fsw_undefined: u16,
+    d: &mut Vec<String>,
+) {
+    if x87_word(a, x87img::FCW) != x87_word(b, x87img::FCW) {
+        d.push("fcw".into());
+    }
+    if (x87_word(a, x87img::FSW) ^ x87_word(b, x87img::FSW)) & !fsw_undefined != 0 {
+        d.push("fsw".into());
+    }
+    if x87_word(a, x87img::FTW) != x87_word(b, x87img::FTW) {
+        d.push("ftw".into());
+    }
+    for i in 0..8 {
+        if (x87_tag(a, i) != 3 || x87_tag(b, i) != 3) && x87_st(a, i) != x87_st(b, i) {
+            d.push(format!("st{i}"));
+        }
+    }
 }
 
 /// What the comparison needs to know about the run.
@@ -139,7 +177,12 @@ pub fn compare(cx: &Context, case: &Case, oracle: &CaseRun, tcg: &CaseRun) -> (V
     let compared = Compared {
         flag_bits: (STATUS & !u.flags).count_ones(),
     };
-    let diffs = differences(case, a, b, &u);
+    let fsw_undefined = if a.exception.is_some() || b.exception.is_some() {
+        0
+    } else {
+        policy::x87_fsw_undefined(case)
+    };
+    let diffs = differences(case, a, b, &u, fsw_undefined);
     if diffs.is_empty() && a.done {
         return (Verdict::Pass, compared);
     }

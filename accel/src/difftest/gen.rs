@@ -38,6 +38,8 @@ mod gen_bmi;
 pub(crate) mod gen_more;
 #[path = "gen_sse.rs"]
 mod gen_sse;
+#[path = "gen_x87.rs"]
+pub(crate) mod gen_x87;
 use cpu::state::rflags;
 use iced_x86::{
     Code, Encoder, EncodingKind, IcedError, Instruction, InstructionInfoFactory, MemoryOperand,
@@ -205,6 +207,7 @@ pub fn forms() -> Vec<Form> {
         })
         .chain(gen_bmi::forms())
         .chain(gen_sse::forms())
+        .chain(gen_x87::forms())
         .chain(gen_more::forms())
         .collect()
 }
@@ -390,6 +393,9 @@ impl Generator {
             return c;
         }
         if let Some(c) = gen_sse::try_case(self, rng, form, index, alloc) {
+            return c;
+        }
+        if let Some(c) = gen_x87::try_case(self, rng, form, index, alloc) {
             return c;
         }
         if let Some(c) = gen_more::hook(rng, form, index, alloc) {

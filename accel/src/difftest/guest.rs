@@ -33,8 +33,11 @@
 //! RSP at the state block and pops RFLAGS and the 16 GPRs (RSP last), then
 //! jumps to the case code through `[CTL_CODE]`: no register is needed for
 //! the jump. Before that it loads XMM0-15 (MOVDQU) and MXCSR (LDMXCSR)
-//! from the record's SSE block (`REC_SIMD`); `store` stores them back
-//! into it, so the SSE state is part of every case's result. The case code is the instruction(s) under test followed by
+//! from the record's SSE block (`REC_SIMD`), and the x87 FPU with FRSTOR
+//! from the FNSAVE image in the same block; `store` stores them back
+//! into it (FNSAVE), so the SSE and x87 state is part of every case's
+//! result. CR0 has NE = 1 (x87 exceptions are #MF, at the next waiting
+//! x87 instruction), MP = 1, EM = TS = 0. The case code is the instruction(s) under test followed by
 //! `jmp store`. `store` saves RSP with an absolute move, points RSP at the
 //! record's result block and pushes RFLAGS and the GPRs, copies the
 //! exception record of the control block into the result block, advances
@@ -56,6 +59,7 @@
 //! instruction), so the handler is kept to a dozen instructions and only
 //! faulting cases pay for it; the case loop itself runs natively.
 
+use super::case::SIMD_X87;
 use cpu::state::{cr0, cr4, efer, rflags, DescTable, SegReg, Segment};
 use cpu::CpuState;
 use iced_x86::code_asm::*;
@@ -119,7 +123,7 @@ pub const CTL_BROKEN_RIP: u64 = CTL + 0x58;
 pub const NO_EXCEPTION: u64 = u64::MAX;
 
 // Case record layout.
-pub const RECORD_SIZE: u64 = 0x280;
+pub const RECORD_SIZE: u64 = 0x300;
 /// State block: RFLAGS, then RAX RCX RDX RBX RBP RSI RDI R8-R15, then RSP
 /// (the order `load` pops them in).
 pub const REC_STATE: u64 = 0;
@@ -137,10 +141,12 @@ pub const RES_EXC_RIP: u64 = REC_RES_TOP + 0x20;
 /// DS, ES, FS, GS, SS selectors, one word each.
 pub const RES_SEGS: u64 = REC_RES_TOP + 0x28;
 pub const RES_DONE: u64 = REC_RES_TOP + 0x38;
-/// The case's SSE block (`case::SIMD_BLOCK` bytes: XMM0-15, MXCSR):
-/// `load` loads XMM0-15 and MXCSR from it, `store` stores them back
-/// into it.
+/// The case's SSE and x87 block (`case::SIMD_BLOCK` bytes: XMM0-15,
+/// MXCSR, then an FNSAVE image at `case::SIMD_X87`): `load` loads
+/// XMM0-15, MXCSR (LDMXCSR) and the FPU (FRSTOR) from it, `store` stores
+/// them back into it (FNSAVE).
 pub const REC_SIMD: u64 = 0x160;
+const _: () = assert!(REC_SIMD + super::case::SIMD_BLOCK as u64 <= RECORD_SIZE);
 /// Written to `RES_DONE` by `store`: the case reached its end.
 pub const DONE_MAGIC: u64 = 0x0d0e_5eed_c0de_d0e5;
 
@@ -364,6 +370,10 @@ fn build_runtime(ram: &GuestRam) -> Result<Runtime, BuildError> {
         a.movdqu(xmmword_ptr(rbx + simd + 16 * i as i32), *x)?;
     }
     a.stmxcsr(dword_ptr(rbx + simd + 256))?;
+    // FNSAVE: non-waiting, so an unmasked exception the case left pending
+    // stays pending (and is stored: FSW.ES) instead of raising #MF here;
+    // it also reinitialises the FPU, as FNINIT.
+    a.fnsave(ptr(rbx + simd + SIMD_X87 as i32))?;
     a.mov(rax, qword_ptr(CTL_SAVED_RSP))?;
     a.mov(qword_ptr(rbx + (RES_RSP - REC_RES_TOP) as i32), rax)?;
     for (from, to) in [
@@ -404,6 +414,10 @@ fn build_runtime(ram: &GuestRam) -> Result<Runtime, BuildError> {
         a.movdqu(*x, xmmword_ptr(rax + (REC_SIMD + 16 * i as u64) as i32))?;
     }
     a.ldmxcsr(dword_ptr(rax + (REC_SIMD + 256) as i32))?;
+    // The FPU (the previous case's FNSAVE left it initialised, so no
+    // exception is pending here). An image with FSW.ES set makes the
+    // case's first waiting x87 instruction raise #MF (CR0.NE = 1).
+    a.frstor(ptr(rax + (REC_SIMD + SIMD_X87 as u64) as i32))?;
     a.mov(rsp, rax)?;
     a.popfq()?;
     for r in [

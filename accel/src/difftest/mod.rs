@@ -113,7 +113,9 @@ pub struct Config {
 impl Config {
     /// `default_cases` cases from [`DEFAULT_SEED`], unless the
     /// environment says otherwise: `RINGSIDE_DIFFTEST_CASES=N` (a soak
-    /// run), `RINGSIDE_DIFFTEST_SEED=S` (decimal or 0x-hex).
+    /// run), `RINGSIDE_DIFFTEST_SEED=S` (decimal or 0x-hex),
+    /// `RINGSIDE_DIFFTEST_REPORTS=N` (print up to N divergence reports
+    /// instead of 20).
     pub fn from_env(default_cases: u64) -> Self {
         let num = |name: &str| -> Option<u64> {
             let v = std::env::var(name).ok()?;
@@ -126,7 +128,7 @@ impl Config {
         Config {
             seed: num("RINGSIDE_DIFFTEST_SEED").unwrap_or(DEFAULT_SEED),
             cases: num("RINGSIDE_DIFFTEST_CASES").unwrap_or(default_cases),
-            max_reports: 20,
+            max_reports: num("RINGSIDE_DIFFTEST_REPORTS").map_or(20, |n| n as usize),
         }
     }
 }

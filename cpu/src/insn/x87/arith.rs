@@ -255,9 +255,22 @@ fn fprem<const IEEE: bool>(
     insn: &Instruction,
 ) -> Result<(), Fault> {
     check_wait(cpu)?;
+    // A stack underflow clears C2 too (its result, the indefinite, is a
+    // complete reduction; measured on AMD), as a NaN result does below.
+    let x = &mut cpu.state.x87;
+    if is_empty(x, 0) || is_empty(x, 1) {
+        x.fsw &= !fsw::C2;
+    }
     st0_st1(cpu, insn, |x, e, a, b| {
         let (r, q, done) = softfloat::prem(e, a, b, IEEE);
         if signal(x, e.flags) {
+            let Some(q) = q else {
+                // A NaN or invalid result: C2 and C1 cleared, C0 and C3
+                // unchanged (SDM: not specified; measured on AMD).
+                x.fsw &= !(fsw::C1 | fsw::C2);
+                set(x, 0, r);
+                return;
+            };
             let mut w = x.fsw & !(fsw::C0 | fsw::C1 | fsw::C2 | fsw::C3);
             if !done {
                 w |= fsw::C2;
@@ -287,9 +300,10 @@ fn fxtract(cpu: &mut Cpu, _plat: &mut dyn Platform, insn: &Instruction) -> Resul
     set_c1(&mut x, false);
     let below = (x.top() + 7) & 7;
     if is_empty(&x, 0) {
+        // Underflow only, even with ST(7) full (C1 = 0; measured on AMD).
         if stack_fault(&mut x, false) {
             set(&mut x, 0, F80::INDEFINITE);
-            stack::push(&mut x, F80::INDEFINITE);
+            stack::push_unchecked(&mut x, F80::INDEFINITE);
         }
     } else if x.ftw & (1 << below) != 0 {
         if stack_fault(&mut x, true) {

@@ -116,7 +116,10 @@ fn fcom<const FORM: u8, const POPS: u8, const QUIET: bool>(
         let b = mem.unwrap_or_else(|| get(&x, i));
         let c = softfloat::compare(&mut e, get(&x, 0), b, QUIET);
         let ok = signal(&mut x, e.flags);
-        if ok {
+        // Only an unmasked IE leaves the condition codes alone (SDM
+        // FCOM); with an unmasked DE they are still set (measured on
+        // AMD), but nothing is popped.
+        if ok || e.flags & !(x.fcw as u8) & softfloat::exc::IE == 0 {
             x.fsw = set_codes(x.fsw, codes(c));
         }
         ok
@@ -130,6 +133,23 @@ fn fcom<const FORM: u8, const POPS: u8, const QUIET: bool>(
     Ok(())
 }
 
+/// ZF, PF, CF from a comparison; OF, SF, AF cleared.
+fn set_eflags(cpu: &mut Cpu, c: Cmp) {
+    let (zf, pf, cf) = codes(c);
+    let mut f = cpu.rflags()
+        & !(rflags::ZF | rflags::PF | rflags::CF | rflags::OF | rflags::SF | rflags::AF);
+    if zf {
+        f |= rflags::ZF;
+    }
+    if pf {
+        f |= rflags::PF;
+    }
+    if cf {
+        f |= rflags::CF;
+    }
+    cpu.set_rflags(f);
+}
+
 /// FCOMI/FUCOMI (and the popping forms): ZF, PF, CF; OF, SF, AF cleared.
 fn fcomi<const POP: bool, const QUIET: bool>(
     cpu: &mut Cpu,
@@ -139,29 +159,26 @@ fn fcomi<const POP: bool, const QUIET: bool>(
     check_wait(cpu)?;
     let mut x = cpu.state.x87;
     note_pointers(cpu, &mut x, insn);
-    set_c1(&mut x, false);
+    // C1 changes only on a stack underflow (to 0, by `stack_fault`):
+    // SDM Vol. 1 Table 8-1 gives C1 as the stack-fault indicator here;
+    // measured on AMD, C1 is otherwise left unchanged.
     let i = sti(insn, 1);
     let r = if is_empty(&x, 0) || is_empty(&x, i) {
         stack_fault(&mut x, false).then_some(Cmp::Unordered)
     } else {
         let mut e = env(&x);
         let c = softfloat::compare(&mut e, get(&x, 0), get(&x, i), QUIET);
-        signal(&mut x, e.flags).then_some(c)
+        let ok = signal(&mut x, e.flags);
+        // Only an unmasked IE leaves EFLAGS alone (SDM FCOMI); with an
+        // unmasked DE the flags are still set (measured on AMD), but
+        // nothing is popped.
+        if !ok && e.flags & !(x.fcw as u8) & softfloat::exc::IE == 0 {
+            set_eflags(cpu, c);
+        }
+        ok.then_some(c)
     };
     if let Some(c) = r {
-        let (zf, pf, cf) = codes(c);
-        let mut f = cpu.rflags()
-            & !(rflags::ZF | rflags::PF | rflags::CF | rflags::OF | rflags::SF | rflags::AF);
-        if zf {
-            f |= rflags::ZF;
-        }
-        if pf {
-            f |= rflags::PF;
-        }
-        if cf {
-            f |= rflags::CF;
-        }
-        cpu.set_rflags(f);
+        set_eflags(cpu, c);
         if POP {
             stack::pop(&mut x);
         }

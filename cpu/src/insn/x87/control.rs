@@ -188,6 +188,29 @@ fn area(cpu: &Cpu, insn: &Instruction, len: u64, kind: AccessKind) -> Result<u64
     Ok(lin)
 }
 
+/// Check that the whole environment/state area at `lin` is accessible
+/// before any of it is accessed, in the order AMD processors do it
+/// (measured for FNSTENV, FNSAVE, FLDENV and FRSTOR; the SDM leaves it
+/// open): the first field (the control word: 2 bytes in the 16-bit
+/// formats, a dword in the 32-bit ones), then the area's last byte. So
+/// when only the second page faults, CR2 is the first byte of that page
+/// if the first field crosses into it, else the area's *last* byte.
+fn probe_area(cpu: &mut Cpu, lin: u64, len: u64, kind: AccessKind) -> Result<(), Fault> {
+    let user = cpu.user_mode();
+    let mask = cpu.lin_mask();
+    let field = if len == 14 || len == 94 { 2 } else { 4 };
+    let field_end = lin.wrapping_add(field - 1) & mask;
+    let last = lin.wrapping_add(len - 1) & mask;
+    cpu.translate(lin, kind, user)?;
+    if field_end >> 12 != lin >> 12 {
+        cpu.translate(field_end & !0xfff, kind, user)?;
+    }
+    if last >> 12 != lin >> 12 {
+        cpu.translate(last, kind, user)?;
+    }
+    Ok(())
+}
+
 /// Real-address or virtual-8086 mode: the real-mode image layout.
 fn real_layout(cpu: &Cpu) -> bool {
     cpu.state.cr0 & cr0::PE == 0 || cpu.state.rflags & rflags::VM != 0
@@ -309,10 +332,13 @@ fn fstenv<const WAIT: bool, const ENV: usize>(
 ) -> Result<(), Fault> {
     prologue::<WAIT>(cpu)?;
     let lin = area(cpu, insn, ENV as u64, AccessKind::Write)?;
-    crate::insn::sse::probe_write(cpu, lin, ENV as u64)?;
+    probe_area(cpu, lin, ENV as u64, AccessKind::Write)?;
     let w = env_image::<ENV>(&cpu.state.x87, real_layout(cpu));
     write_env::<ENV>(cpu, plat, lin, w)?;
+    // All exceptions masked: nothing is pending any more (ES and B
+    // clear; measured on AMD, as the SDM's definition of ES implies).
     cpu.state.x87.fcw |= 0x3f;
+    update_es(&mut cpu.state.x87);
     Ok(())
 }
 
@@ -321,8 +347,11 @@ fn fldenv<const ENV: usize>(
     plat: &mut dyn Platform,
     insn: &Instruction,
 ) -> Result<(), Fault> {
-    check_nm(cpu)?;
+    // A waiting instruction (only the FN- forms are not; measured on
+    // AMD: FRSTOR with an exception pending raises #MF).
+    check_wait(cpu)?;
     let lin = area(cpu, insn, ENV as u64, AccessKind::Read)?;
+    probe_area(cpu, lin, ENV as u64, AccessKind::Read)?;
     let w = read_env::<ENV>(cpu, plat, lin)?;
     let real = real_layout(cpu);
     load_env::<ENV>(&mut cpu.state.x87, w, real);
@@ -338,7 +367,7 @@ fn fsave<const WAIT: bool, const ENV: usize>(
     prologue::<WAIT>(cpu)?;
     let len = ENV as u64 + 80;
     let lin = area(cpu, insn, len, AccessKind::Write)?;
-    crate::insn::sse::probe_write(cpu, lin, len)?;
+    probe_area(cpu, lin, len, AccessKind::Write)?;
     let x = cpu.state.x87;
     let w = env_image::<ENV>(&x, real_layout(cpu));
     write_env::<ENV>(cpu, plat, lin, w)?;
@@ -361,9 +390,12 @@ fn frstor<const ENV: usize>(
     plat: &mut dyn Platform,
     insn: &Instruction,
 ) -> Result<(), Fault> {
-    check_nm(cpu)?;
+    // A waiting instruction (only the FN- forms are not; measured on
+    // AMD: FRSTOR with an exception pending raises #MF).
+    check_wait(cpu)?;
     let len = ENV as u64 + 80;
     let lin = area(cpu, insn, len, AccessKind::Read)?;
+    probe_area(cpu, lin, len, AccessKind::Read)?;
     let w = read_env::<ENV>(cpu, plat, lin)?;
     let mask = cpu.lin_mask();
     let mut st = [crate::state::F80::default(); 8];

@@ -14,6 +14,7 @@ use crate::fault::Fault;
 use crate::platform::Platform;
 use crate::state::{rflags, F80};
 use iced_x86::{Code, Instruction};
+use mmu::AccessKind;
 
 pub(crate) fn select(code: Code) -> Option<Handler> {
     use Code as C;
@@ -31,7 +32,8 @@ pub(crate) fn select(code: Code) -> Option<Handler> {
         C::Fstp_m64fp => fst_m::<8, true>,
         C::Fstp_m80fp => fst_m::<10, true>,
         C::Fst_sti => fst_sti::<false>,
-        C::Fstp_sti | C::Fstpnce_sti | C::Fstp_sti_DFD0 | C::Fstp_sti_DFD8 => fst_sti::<true>,
+        C::Fstp_sti | C::Fstp_sti_DFD0 | C::Fstp_sti_DFD8 => fst_sti::<true>,
+        C::Fstpnce_sti => fstpnce,
         C::Fist_m16int => fist::<2, false>,
         C::Fist_m32int => fist::<4, false>,
         C::Fistp_m16int => fist::<2, true>,
@@ -86,15 +88,16 @@ fn fld_sti(cpu: &mut Cpu, _plat: &mut dyn Platform, insn: &Instruction) -> Resul
     note_pointers(cpu, &mut x, insn);
     set_c1(&mut x, false);
     let i = sti(insn, 0);
-    let v = if is_empty(&x, i) {
-        if !stack_fault(&mut x, false) {
-            cpu.state.x87 = x;
-            return Ok(());
+    if is_empty(&x, i) {
+        // Underflow only: a full ST(7) is overwritten without a second
+        // (overflow) fault, C1 = 0 (measured on AMD).
+        if stack_fault(&mut x, false) {
+            stack::push_unchecked(&mut x, F80::INDEFINITE);
         }
-        F80::INDEFINITE
-    } else {
-        get(&x, i)
-    };
+        cpu.state.x87 = x;
+        return Ok(());
+    }
+    let v = get(&x, i);
     push(&mut x, v);
     cpu.state.x87 = x;
     Ok(())
@@ -133,6 +136,7 @@ fn fst_m<const SZ: u8, const POP: bool>(
     insn: &Instruction,
 ) -> Result<(), Fault> {
     check_wait(cpu)?;
+    probe_dest(cpu, insn, u64::from(SZ))?;
     let mut x = cpu.state.x87;
     note_pointers(cpu, &mut x, insn);
     set_c1(&mut x, false);
@@ -164,6 +168,31 @@ fn fst_m<const SZ: u8, const POP: bool>(
             stack::pop(&mut x);
         }
     }
+    cpu.state.x87 = x;
+    Ok(())
+}
+
+/// The memory destination of a store, checked before anything else: a
+/// store an unmasked exception suppresses still faults on its
+/// destination first (measured on AMD: FISTP to an unmapped page with an
+/// unmasked invalid operation is #PF, with FSW unchanged).
+fn probe_dest(cpu: &mut Cpu, insn: &Instruction, len: u64) -> Result<(), Fault> {
+    let lin = cpu.operand_lin(insn, len as u8, AccessKind::Write)?;
+    crate::insn::sse::probe_write(cpu, lin, len)
+}
+
+/// FSTPNCE ST(i) (D9 D8+i, the undocumented FSTP alias): as FSTP ST(i),
+/// but an empty ST(0) is no stack underflow: ST(i) is left as it is and
+/// ST(0) popped, without exception, C1 = 0 (measured on AMD).
+fn fstpnce(cpu: &mut Cpu, plat: &mut dyn Platform, insn: &Instruction) -> Result<(), Fault> {
+    check_wait(cpu)?;
+    if !is_empty(&cpu.state.x87, 0) {
+        return fst_sti::<true>(cpu, plat, insn);
+    }
+    let mut x = cpu.state.x87;
+    note_pointers(cpu, &mut x, insn);
+    set_c1(&mut x, false);
+    stack::pop(&mut x);
     cpu.state.x87 = x;
     Ok(())
 }
@@ -204,6 +233,7 @@ fn fist<const SZ: u8, const POP: bool>(
     insn: &Instruction,
 ) -> Result<(), Fault> {
     check_wait(cpu)?;
+    probe_dest(cpu, insn, u64::from(SZ))?;
     let mut x = cpu.state.x87;
     note_pointers(cpu, &mut x, insn);
     set_c1(&mut x, false);
@@ -291,6 +321,8 @@ fn ffree<const POP: bool>(
     check_wait(cpu)?;
     let mut x = cpu.state.x87;
     note_pointers(cpu, &mut x, insn);
+    // SDM FFREE: C0-C3 undefined. AMD clears C1 (measured); so do we.
+    set_c1(&mut x, false);
     let p = stack::phys(&x, sti(insn, 0));
     x.ftw &= !(1 << p);
     if POP {
@@ -310,7 +342,8 @@ fn fcmov<const CC: u8>(
     let f = cpu.rflags();
     let mut x = cpu.state.x87;
     note_pointers(cpu, &mut x, insn);
-    set_c1(&mut x, false);
+    // SDM FCMOVcc: "C1 Set to 0 if stack underflow occurred" (by
+    // `stack_fault`); otherwise unchanged (measured on AMD).
     let i = sti(insn, 1);
     if is_empty(&x, 0) || is_empty(&x, i) {
         if stack_fault(&mut x, false) {

@@ -42,6 +42,11 @@ pub(crate) struct Env {
     pub flags: u8,
     /// The last rounding increased the magnitude (becomes FSW.C1).
     pub up: bool,
+    /// A single/double memory source was a denormal: DE, but only once
+    /// the operation has passed the higher-priority checks (NaN operands,
+    /// invalid operations; SDM Vol. 1, 4.9.2), like a denormal register
+    /// operand. Measured on AMD: QNaN + m32 denormal raises no DE.
+    pub src_denormal: bool,
 }
 
 impl Env {
@@ -58,6 +63,7 @@ impl Env {
             masks: (fcw & 0x3f) as u8,
             flags: 0,
             up: false,
+            src_denormal: false,
         }
     }
     fn masked(&self, e: u8) -> bool {
@@ -347,7 +353,7 @@ fn prologue2(env: &mut Env, a: F80, b: F80) -> Option<F80> {
 }
 
 fn denormal_check(env: &mut Env, a: F80, b: F80) {
-    if a.class() == Class::Denormal || b.class() == Class::Denormal {
+    if a.class() == Class::Denormal || b.class() == Class::Denormal || env.src_denormal {
         env.flags |= DE;
     }
 }
@@ -510,12 +516,14 @@ pub(crate) fn sqrt(env: &mut Env, a: F80) -> F80 {
         Class::QNaN | Class::Zero => return a,
         _ => {}
     }
-    if a.class() == Class::Denormal {
-        env.flags |= DE;
-    }
+    // The invalid operation (a negative operand) has priority over the
+    // denormal operand (SDM Vol. 1, 4.9.2): no DE for −denormal.
     if a.sign() {
         env.flags |= IE;
         return F80::INDEFINITE;
+    }
+    if a.class() == Class::Denormal {
+        env.flags |= DE;
     }
     if a.class() == Class::Inf {
         return a;
@@ -567,8 +575,14 @@ pub(crate) fn compare(env: &mut Env, a: F80, b: F80, quiet: bool) -> Cmp {
     };
     let (ka, kb) = (key(a), key(b));
     let (za, zb) = (ca == Class::Zero, cb == Class::Zero);
-    if za && zb {
-        return Cmp::Equal;
+    let by_sign = |neg: bool| if neg { Cmp::Less } else { Cmp::Greater };
+    match (za, zb) {
+        (true, true) => return Cmp::Equal,
+        // Against a zero only the sign counts (a normalized denormal has
+        // an exponent below a zero's in `key`).
+        (false, true) => return by_sign(a.sign()),
+        (true, false) => return by_sign(!b.sign()),
+        _ => {}
     }
     let ord = match (a.sign() && !za, b.sign() && !zb) {
         (false, false) => ka.cmp(&kb),
@@ -705,7 +719,13 @@ pub(crate) fn from_ieee(env: &mut Env, v: u64, bits: u32, keep_snan: bool) -> F8
         if f == 0 {
             return F80::new(sign, 0, 0);
         }
-        env.flags |= DE;
+        // An arithmetic source (`keep_snan`) defers DE to the operation
+        // (see `Env::src_denormal`); FLD raises it here.
+        if keep_snan {
+            env.src_denormal = true;
+        } else {
+            env.flags |= DE;
+        }
         let lz = f.leading_zeros();
         // value = f × 2^(1 − bias − m)
         let exp = 1 - bias - m as i32 + 63 - lz as i32 + BIAS;
@@ -821,20 +841,28 @@ pub(crate) fn scale(env: &mut Env, a: F80, b: F80) -> F80 {
 
 /// The partial remainder of FPREM (`ieee` = false: quotient truncated)
 /// and FPREM1 (quotient rounded to nearest-even). Returns the result,
-/// the low three quotient bits, and whether the reduction is complete
+/// the low three quotient bits (None: a NaN or invalid operation, no
+/// quotient), and whether the reduction is complete
 /// (C2 clear). Exact: the remainder is always representable.
-pub(crate) fn prem(env: &mut Env, a: F80, b: F80, ieee: bool) -> (F80, u8, bool) {
+pub(crate) fn prem(env: &mut Env, a: F80, b: F80, ieee: bool) -> (F80, Option<u8>, bool) {
     if let Some(r) = prologue2(env, a, b) {
-        return (r, 0, true);
+        return (r, None, true);
     }
     let (ca, cb) = (a.class(), b.class());
     if ca == Class::Inf || cb == Class::Zero {
         env.flags |= IE;
-        return (F80::INDEFINITE, 0, true);
+        return (F80::INDEFINITE, None, true);
     }
     denormal_check(env, a, b);
+    // ST(0) itself is the remainder: exact, but a pseudo-denormal comes
+    // out normalized (its value with exponent 1; measured on AMD).
+    let itself = if a.exp() == 0 && a.sig & INT_BIT != 0 {
+        F80::new(a.sign(), 1, a.sig)
+    } else {
+        a
+    };
     if cb == Class::Inf || ca == Class::Zero {
-        return (a, 0, true);
+        return (itself, Some(0), true);
     }
     let (x, y) = (unpack(a), unpack(b));
     let d = x.exp - y.exp;
@@ -847,16 +875,16 @@ pub(crate) fn prem(env: &mut Env, a: F80, b: F80, ieee: bool) -> (F80, u8, bool)
         // Remainder of x.sig·2^n by y.sig, then rescaled.
         let num = (x.sig as u128) << n;
         let r = num % (y.sig as u128);
+        // Exact: the partial remainder is below y, 64 bits at most (the
+        // precision control does not apply to FPREM).
         let mut e2 = *env;
+        e2.pc = 64;
         let v = round_f80(&mut e2, x.sign, y.exp + shift, r << 64);
-        return (v, 0, false);
-    }
-    if d < -1 && !ieee {
-        return (a, 0, true);
+        return (v, Some(0), false);
     }
     if d < -1 {
-        // |a| < |b|/2: FPREM1 leaves a.
-        return (a, 0, true);
+        // |a| < |b|/2: the quotient is 0 for both.
+        return (itself, Some(0), true);
     }
     // Exact: x = q·y + r with q = trunc or nearest(x/y), using a common
     // scale 2^(y.exp − 63 − 1).
@@ -887,7 +915,7 @@ pub(crate) fn prem(env: &mut Env, a: F80, b: F80, ieee: bool) -> (F80, u8, bool)
         env.flags |= e2.flags & UE;
         v
     };
-    (v, (q & 7) as u8, true)
+    (v, Some((q & 7) as u8), true)
 }
 
 /// FXTRACT: (exponent as a value, significand with exponent 0).
@@ -932,6 +960,7 @@ mod tests {
             masks: 0x3f,
             flags: 0,
             up: false,
+            src_denormal: false,
         }
     }
 
@@ -965,5 +994,47 @@ mod tests {
         let r = sqrt(&mut e, from_int(2));
         assert_eq!(r, F80::new(false, 0x3fff, 0xb504_f333_f9de_6484));
         assert_eq!(isqrt(1 << 126).0, 1 << 63);
+    }
+
+    /// Regressions found by the difftest against an AMD host.
+    #[test]
+    fn difftest_regressions() {
+        // A positive denormal is greater than zero (was: less).
+        let den = F80::new(false, 0, 0x3759_1f7b_ca3d_e1dd);
+        let mut e = env(64, 0);
+        assert_eq!(compare(&mut e, den, F80::ZERO, false), Cmp::Greater);
+        assert_eq!(compare(&mut e, F80::ZERO, den, false), Cmp::Less);
+        assert_eq!(compare(&mut e, den.negate(), F80::ZERO, false), Cmp::Less);
+        assert_eq!(e.flags, DE);
+        // sqrt(−denormal): IE only.
+        let mut e = env(64, 0);
+        assert_eq!(sqrt(&mut e, den.negate()), F80::INDEFINITE);
+        assert_eq!(e.flags, IE);
+        // QNaN op m32 denormal: no DE (the NaN has priority).
+        let mut e = env(64, 0);
+        let d = from_ieee(&mut e, 0x8042_dbf9, 32, true);
+        let qnan = F80::new(false, 0x7fff, 0xc000_0000_0000_0001);
+        let _ = div(&mut e, qnan, d);
+        assert_eq!(e.flags, 0);
+        let mut e = env(64, 0);
+        let d = from_ieee(&mut e, 0x8042_dbf9, 32, true);
+        let _ = add(&mut e, F80::ONE, d, false);
+        assert_eq!(e.flags & DE, DE);
+        // FPREM partial remainder: exact whatever the precision control.
+        let (a, b) = (
+            F80::new(true, 0x400d, 0xd27c_77e7_9db4_b068),
+            F80::new(false, 0x3bec, 0xbd83_c276_9495_4dba),
+        );
+        let mut e = env(53, 0);
+        let (r, q, done) = prem(&mut e, a, b, false);
+        assert!(!done);
+        assert_eq!(q, Some(0));
+        assert_eq!(r, F80::new(true, 0x3feb, 0xa1ff_0f98_3ada_b928));
+        // x rem ∞ of a pseudo-denormal: normalized; NaN: no quotient.
+        let pd = F80::new(false, 0, 0x9e5a_5fcd_2523_f389);
+        let mut e = env(64, 0);
+        let inf = F80::new(true, 0x7fff, 1 << 63);
+        assert_eq!(prem(&mut e, pd, inf, false).0, F80::new(false, 1, pd.sig));
+        assert_eq!(prem(&mut e, qnan, F80::ONE, true).1, None);
     }
 }

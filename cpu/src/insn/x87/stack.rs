@@ -47,6 +47,15 @@ pub(crate) fn set_c1(x: &mut X87State, v: bool) {
 /// exception leaves the destination (and TOP) unchanged (SDM Vol. 1,
 /// 8.5: unmasked OE/UE/PE still deliver a result).
 pub(crate) fn signal(x: &mut X87State, flags: u8) -> bool {
+    // An unmasked IE, DE or ZE stops the operation before it computes a
+    // result, so the result's exceptions (OE, UE, PE) are not raised
+    // (measured on AMD: unmasked DE on FMUL/FSUB leaves UE and PE clear).
+    let pre = flags & !(x.fcw as u8) & (exc::IE | exc::DE | exc::ZE);
+    let flags = if pre != 0 {
+        flags & (exc::IE | exc::DE | exc::ZE)
+    } else {
+        flags
+    };
     x.fsw |= u16::from(flags);
     let unmasked = flags & !(x.fcw as u8) & 0x3f;
     if unmasked != 0 {
