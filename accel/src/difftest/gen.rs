@@ -239,6 +239,32 @@ const R64: [Register; 16] = {
 };
 
 /// Register (or memory) width in bits of a form's operand kind.
+/// The base a segment override adds in the harness guest (64-bit mode:
+/// only FS and GS have one).
+pub(crate) fn segment_base(seg: Register) -> u64 {
+    match seg {
+        Register::FS => guest::FS_BASE,
+        Register::GS => guest::GS_BASE,
+        _ => 0,
+    }
+}
+
+/// A case's initial RFLAGS: IF and bit 1 set, random status flags and DF.
+pub(crate) fn case_rflags(rng: &mut Rng) -> u64 {
+    let status = rflags::STATUS | rflags::DF;
+    rflags::FIXED1 | rflags::IF | (rng.next_u64() & status)
+}
+
+/// [`case_rflags`], with every status flag and DF set one time in eight
+/// (the conditions that depend on several flags at once get exercised).
+pub(crate) fn case_rflags_skewed(rng: &mut Rng) -> u64 {
+    let mut fl = case_rflags(rng);
+    if rng.chance(1, 8) {
+        fl |= rflags::STATUS | rflags::DF;
+    }
+    fl
+}
+
 fn kind_bits(k: K) -> u32 {
     match k {
         K::r8_or_mem | K::r8_reg | K::r8_opcode | K::al | K::cl => 8,
@@ -550,11 +576,7 @@ impl Generator {
                     6 | 7 => Register::GS,
                     _ => Register::None,
                 };
-                let seg_base = match seg {
-                    Register::FS => guest::FS_BASE,
-                    Register::GS => guest::GS_BASE,
-                    _ => 0,
-                };
+                let seg_base = segment_base(seg);
                 if seg != Register::None {
                     note.push_str(&format!(" {seg:?}:"));
                 }
@@ -669,11 +691,7 @@ impl Generator {
         }
 
         // RFLAGS: random status flags and DF (all set now and then).
-        let status = rflags::STATUS | rflags::DF;
-        let mut fl = rflags::FIXED1 | rflags::IF | (rng.next_u64() & status);
-        if rng.chance(1, 8) {
-            fl |= status;
-        }
+        let fl = case_rflags_skewed(rng);
 
         let mut case = Case {
             index,

@@ -29,7 +29,6 @@ use crate::difftest::batch::Alloc;
 use crate::difftest::case::{decode_all, Case, MemTarget};
 use crate::difftest::guest;
 use crate::difftest::rng::Rng;
-use cpu::state::rflags;
 use iced_x86::{Code, Encoder, Instruction, MemoryOperand, OpCodeOperandKind as K, Register};
 
 /// The Codes this generator makes cases for.
@@ -278,11 +277,7 @@ fn build_case(
             4 | 5 => Register::GS,
             _ => Register::None,
         };
-        let seg_base = match seg {
-            Register::FS => guest::FS_BASE,
-            Register::GS => guest::GS_BASE,
-            _ => 0,
-        };
+        let seg_base = super::segment_base(seg);
         if seg != Register::None {
             note.push_str(&format!(" {seg:?}:"));
         }
@@ -383,11 +378,7 @@ fn build_case(
         set_reg(&mut gpr, *r, *v);
     }
 
-    let status = rflags::STATUS | rflags::DF;
-    let mut fl = rflags::FIXED1 | rflags::IF | (rng.next_u64() & status);
-    if rng.chance(1, 8) {
-        fl |= status;
-    }
+    let fl = super::case_rflags_skewed(rng);
     let mut case = Case {
         index,
         pinned: false,

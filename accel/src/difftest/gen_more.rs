@@ -275,11 +275,7 @@ impl Draft {
                 _ => rng.below(256),
             };
         }
-        let status = rflags::STATUS | rflags::DF;
-        let mut fl = rflags::FIXED1 | rflags::IF | (rng.next_u64() & status);
-        if rng.chance(1, 8) {
-            fl |= status;
-        }
+        let fl = super::case_rflags_skewed(rng);
         Draft {
             code_addr: alloc.code_addr(),
             items: Vec::new(),

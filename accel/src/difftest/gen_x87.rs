@@ -41,7 +41,6 @@ use crate::difftest::batch::Alloc;
 use crate::difftest::case::{decode_all, x87img, Case, MemTarget, Simd, Window, X87_IMAGE};
 use crate::difftest::guest;
 use crate::difftest::rng::Rng;
-use cpu::state::rflags;
 use iced_x86::{
     Code, CpuidFeature, Encoder, EncodingKind, MemoryOperand, MemorySize, Mnemonic,
     OpCodeOperandKind as K, Register,
@@ -498,11 +497,7 @@ fn build_case(
             3 => Register::GS,
             _ => Register::None,
         };
-        let seg_base = match seg {
-            Register::FS => guest::FS_BASE,
-            Register::GS => guest::GS_BASE,
-            _ => 0,
-        };
+        let seg_base = super::segment_base(seg);
         if seg != Register::None {
             note.push_str(&format!(" {seg:?}:"));
         }
@@ -525,8 +520,7 @@ fn build_case(
     for (r, v) in &addr_regs {
         super::set_reg(&mut gpr, *r, *v);
     }
-    let status = rflags::STATUS | rflags::DF;
-    let fl = rflags::FIXED1 | rflags::IF | (rng.next_u64() & status);
+    let fl = super::case_rflags(rng);
     Some(Case {
         index,
         pinned: false,
