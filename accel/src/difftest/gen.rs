@@ -149,6 +149,19 @@ pub struct Form {
     lockable: bool,
 }
 
+impl Form {
+    /// The form of `code` as iced describes it: its operand kinds, and
+    /// whether it takes a LOCK prefix.
+    pub(crate) fn of(code: Code) -> Form {
+        let op = code.op_code();
+        Form {
+            code,
+            kinds: op.op_kinds().to_vec(),
+            lockable: op.can_use_lock_prefix(),
+        }
+    }
+}
+
 /// Operand kinds the generator can fill.
 fn supported(k: K) -> bool {
     matches!(
@@ -195,15 +208,8 @@ pub fn forms() -> Vec<Form> {
             if !op.is_instruction() || !op.mode64() || op.encoding() != EncodingKind::Legacy {
                 return None;
             }
-            let kinds = op.op_kinds().to_vec();
-            if !kinds.iter().all(|k| supported(*k)) {
-                return None;
-            }
-            Some(Form {
-                code,
-                kinds,
-                lockable: op.can_use_lock_prefix(),
-            })
+            let form = Form::of(code);
+            form.kinds.iter().all(|k| supported(*k)).then_some(form)
         })
         .chain(gen_bmi::forms())
         .chain(gen_sse::forms())
@@ -247,6 +253,22 @@ pub(crate) fn segment_base(seg: Register) -> u64 {
         Register::GS => guest::GS_BASE,
         _ => 0,
     }
+}
+
+/// A fault to aim a memory operand of `size` bytes at, one case in
+/// `one_in`: a special page (not present, read-only, supervisor; maybe
+/// crossing into it), an unmapped address or a non-canonical one.
+fn random_fault(rng: &mut Rng, one_in: u64, size: u32) -> Option<FaultTarget> {
+    rng.chance(1, one_in).then(|| match rng.below(4) {
+        0 | 1 => FaultTarget::Special {
+            page: rng
+                .pick(&guest::SPECIAL_PAGES)
+                .unwrap_or(guest::PAGE_NOT_PRESENT),
+            crossing: size > 1 && rng.chance(1, 2),
+        },
+        2 => FaultTarget::Unmapped,
+        _ => FaultTarget::NonCanonical,
+    })
 }
 
 /// A case's initial RFLAGS: IF and bit 1 set, random status flags and DF.

@@ -78,17 +78,7 @@ const CODES: &[Code] = {
 
 /// This generator's forms.
 pub(super) fn forms() -> Vec<Form> {
-    CODES
-        .iter()
-        .map(|&code| {
-            let op = code.op_code();
-            Form {
-                code,
-                kinds: op.op_kinds().to_vec(),
-                lockable: op.can_use_lock_prefix(),
-            }
-        })
-        .collect()
+    CODES.iter().map(|&code| Form::of(code)).collect()
 }
 
 /// A case for `form` if it is one of this generator's: `Some(None)` when
@@ -238,16 +228,7 @@ fn build_case(
     let mut addr_regs = Vec::new();
     let mut lock = false;
     if mem_form {
-        let fault = rng.chance(1, 10).then(|| match rng.below(4) {
-            0 | 1 => FaultTarget::Special {
-                page: rng
-                    .pick(&guest::SPECIAL_PAGES)
-                    .unwrap_or(guest::PAGE_NOT_PRESENT),
-                crossing: size > 1 && rng.chance(1, 2),
-            },
-            2 => FaultTarget::Unmapped,
-            _ => FaultTarget::NonCanonical,
-        });
+        let fault = super::random_fault(rng, 10, size);
         let (mut t, w, n) = place_operand(rng, alloc, size, false, fault);
         note = n;
         if m == M::Cmpxchg16b

@@ -237,14 +237,7 @@ const NOT_IN_64BIT_DECODING: [Code; 1] = [Code::Ud0];
 
 /// The forms of this module.
 pub(super) fn forms() -> Vec<Form> {
-    Code::values()
-        .filter(|c| owns(*c))
-        .map(|code| Form {
-            code,
-            kinds: code.op_code().op_kinds().to_vec(),
-            lockable: code.op_code().can_use_lock_prefix(),
-        })
-        .collect()
+    Code::values().filter(|c| owns(*c)).map(Form::of).collect()
 }
 
 /// A case under construction.

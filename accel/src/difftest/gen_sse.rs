@@ -17,9 +17,7 @@
 //! MXCSR_MASK differ between ringside's model and the host by design;
 //! they need their own comparison rule).
 
-use super::{
-    place_operand, put_bytes, solve_address, value, FaultTarget, Form, Generator, Op, R32, R64,
-};
+use super::{place_operand, put_bytes, solve_address, value, Form, Generator, Op, R32, R64};
 use crate::difftest::batch::Alloc;
 use crate::difftest::case::{decode_all, Case, MemTarget, Simd};
 use crate::difftest::guest;
@@ -349,14 +347,7 @@ fn covers(code: Code) -> bool {
 pub(super) fn forms() -> Vec<Form> {
     Code::values()
         .filter(|c| covers(*c))
-        .map(|code| {
-            let op = code.op_code();
-            Form {
-                code,
-                kinds: op.op_kinds().to_vec(),
-                lockable: op.can_use_lock_prefix(),
-            }
-        })
+        .map(Form::of)
         .collect()
 }
 
@@ -517,16 +508,7 @@ fn build_case(
     let mut mem_op = placeholder;
     let mut addr_regs = Vec::new();
     if mem_form {
-        let fault = rng.chance(1, 10).then(|| match rng.below(4) {
-            0 | 1 => FaultTarget::Special {
-                page: rng
-                    .pick(&guest::SPECIAL_PAGES)
-                    .unwrap_or(guest::PAGE_NOT_PRESENT),
-                crossing: rng.chance(1, 2),
-            },
-            2 => FaultTarget::Unmapped,
-            _ => FaultTarget::NonCanonical,
-        });
+        let fault = super::random_fault(rng, 10, size);
         let (t, w, n) = place_operand(rng, alloc, size, false, fault);
         note = n;
         target = Some(MemTarget { addr: t, size });

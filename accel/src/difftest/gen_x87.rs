@@ -34,9 +34,7 @@
 //! control words, 14/28-byte environments and 94/108-byte states, aligned,
 //! misaligned, page-crossing, or faulting (#PF, non-canonical, unmapped).
 
-use super::{
-    place_operand, put_bytes, solve_address, value, FaultTarget, Form, Generator, Op, R64,
-};
+use super::{place_operand, put_bytes, solve_address, value, Form, Generator, Op, R64};
 use crate::difftest::batch::Alloc;
 use crate::difftest::case::{decode_all, x87img, Case, MemTarget, Simd, Window, X87_IMAGE};
 use crate::difftest::guest;
@@ -438,16 +436,7 @@ fn build_case(
     let mut mem_op = placeholder;
     let mut addr_regs = Vec::new();
     if mem_form {
-        let fault = rng.chance(1, 12).then(|| match rng.below(4) {
-            0 | 1 => FaultTarget::Special {
-                page: rng
-                    .pick(&guest::SPECIAL_PAGES)
-                    .unwrap_or(guest::PAGE_NOT_PRESENT),
-                crossing: rng.chance(1, 2),
-            },
-            2 => FaultTarget::Unmapped,
-            _ => FaultTarget::NonCanonical,
-        });
+        let fault = super::random_fault(rng, 12, size);
         let (t, w, n) = match fault {
             Some(_) => place_operand(rng, alloc, size, false, fault),
             None => {
