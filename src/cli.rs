@@ -146,7 +146,8 @@ pub struct CompareArgs {
 const ISA_EXAMPLES: &str = "\
 Examples:
   ringside isa --coverage
-  ringside isa --coverage --json | jq .totals";
+  ringside isa --coverage --json | jq .totals
+  ringside isa --coverage --list untested --family INTEL386";
 
 /// Options of `ringside isa`.
 #[derive(Debug, Args, Clone)]
@@ -160,6 +161,25 @@ pub struct IsaArgs {
     /// covers but the interpreter lacks; should be empty).
     #[arg(long)]
     pub json: bool,
+    /// Instead of the table, list the Codes in one bucket, a line each
+    /// (`FAMILY Code`): what to implement or test next.
+    #[arg(long, value_enum, value_name = "BUCKET", conflicts_with = "json")]
+    pub list: Option<IsaBucket>,
+    /// Only this family (as the table names it, e.g. INTEL386, SSE4_1);
+    /// with --list, or to print the table's row for one family.
+    #[arg(long, value_name = "FAMILY")]
+    pub family: Option<String>,
+}
+
+/// The buckets of the coverage report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum IsaBucket {
+    /// Implemented and differentially tested.
+    Tested,
+    /// Implemented, not covered by the differential tester.
+    Untested,
+    /// Not implemented (a guest executing it gets #UD).
+    Missing,
 }
 
 /// Options of `ringside run`.

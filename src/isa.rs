@@ -15,7 +15,7 @@
 //! table ([`accel::difftest::tested_codes`]); nothing here lists
 //! instructions by hand.
 
-use crate::cli::IsaArgs;
+use crate::cli::{IsaArgs, IsaBucket};
 use iced_x86::Code;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -77,12 +77,12 @@ fn build() -> Report {
     for code in Code::values().filter(|c| is_instruction(*c)) {
         let c = by_family.entry(family(code)).or_default();
         c.total += 1;
-        match (cpu::coverage::implemented(code), tested.contains(&code)) {
-            (true, true) => c.tested += 1,
-            (true, false) => c.untested += 1,
-            (false, t) => {
+        match bucket(code, &tested) {
+            IsaBucket::Tested => c.tested += 1,
+            IsaBucket::Untested => c.untested += 1,
+            IsaBucket::Missing => {
                 c.not_implemented += 1;
-                if t {
+                if tested.contains(&code) {
                     tested_not_implemented.push(code);
                 }
             }
@@ -201,10 +201,59 @@ fn json(r: &Report) -> String {
     )
 }
 
+/// The bucket a Code falls in.
+fn bucket(code: Code, tested: &BTreeSet<Code>) -> IsaBucket {
+    match (cpu::coverage::implemented(code), tested.contains(&code)) {
+        (true, true) => IsaBucket::Tested,
+        (true, false) => IsaBucket::Untested,
+        (false, _) => IsaBucket::Missing,
+    }
+}
+
+/// `--list BUCKET [--family F]`: one `FAMILY Code` line per Code.
+fn list(which: IsaBucket, only: Option<&str>) -> String {
+    let tested = accel::difftest::tested_codes();
+    let mut out = String::new();
+    for code in Code::values().filter(|c| is_instruction(*c)) {
+        let f = family(code);
+        if only.is_some_and(|o| !o.eq_ignore_ascii_case(&f)) {
+            continue;
+        }
+        if bucket(code, &tested) == which {
+            let _ = writeln!(out, "{f} {code:?}");
+        }
+    }
+    out
+}
+
 /// The body of `ringside isa`; returns the exit status.
 pub fn run(args: &IsaArgs) -> i32 {
-    let r = build();
-    let out = if args.json { json(&r) } else { text(&r) };
+    let mut r = build();
+    if let Some(f) = &args.family {
+        if !r.families.iter().any(|(n, _)| n.eq_ignore_ascii_case(f)) {
+            eprintln!(
+                "ringside: no instruction family {f:?}; `ringside isa --coverage` lists them (e.g. INTEL386, SSE2, FPU)"
+            );
+            return 2;
+        }
+    }
+    let out = match (args.list, &args.family) {
+        (Some(b), f) => list(b, f.as_deref()),
+        (None, Some(f)) => {
+            r.families.retain(|(n, _)| n.eq_ignore_ascii_case(f));
+            r.totals = r.families.iter().fold(Counts::default(), |mut t, (_, c)| {
+                t.add(*c);
+                t
+            });
+            if args.json {
+                json(&r)
+            } else {
+                text(&r)
+            }
+        }
+        (None, None) if args.json => json(&r),
+        (None, None) => text(&r),
+    };
     print!("{out}");
     0
 }

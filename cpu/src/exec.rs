@@ -943,6 +943,13 @@ fn select_core(insn: &Instruction) -> Option<Handler> {
     if let Some(h) = crate::insn::x87::select(insn) {
         return Some(h);
     }
+    let code = insn.code();
+    if let Some(h) = crate::insn::xsave::select(code)
+        .or_else(|| crate::insn::segbase::select(code))
+        .or_else(|| crate::insn::rdrand::select(code))
+    {
+        return Some(h);
+    }
     let sz0 = op_size(insn, 0);
     match insn.mnemonic() {
         M::Add => sel_alu::<{ alu::ADD }>(insn),

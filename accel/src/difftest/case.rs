@@ -134,6 +134,17 @@ pub struct MemTarget {
     pub size: u32,
 }
 
+/// The mode the code under test runs in (always at CPL 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CaseMode {
+    /// 64-bit mode (CS.L = 1).
+    #[default]
+    Long64,
+    /// Compatibility mode with a 32-bit code segment (CS.L = 0, CS.D = 1):
+    /// where the Codes that do not exist in 64-bit mode run.
+    Compat32,
+}
+
 /// One case: an initial state and the code to run from it.
 #[derive(Debug, Clone)]
 pub struct Case {
@@ -148,6 +159,8 @@ pub struct Case {
     pub code: Vec<u8>,
     /// `code` decoded (what both CPUs execute).
     pub insns: Vec<Instruction>,
+    /// The mode the case's code runs in.
+    pub mode: CaseMode,
     /// Initial GPRs (`CpuState::gpr` order).
     pub gpr: [u64; 16],
     /// Initial RFLAGS.

@@ -34,10 +34,20 @@ use super::policy::reg_bits;
 use super::rng::Rng;
 #[path = "gen_bmi.rs"]
 mod gen_bmi;
+#[path = "gen_crypto.rs"]
+mod gen_crypto;
+#[path = "gen_ext.rs"]
+mod gen_ext;
+#[path = "gen_legacy.rs"]
+mod gen_legacy;
+#[path = "gen_mmx.rs"]
+mod gen_mmx;
 #[path = "gen_more.rs"]
 pub(crate) mod gen_more;
 #[path = "gen_sse.rs"]
 mod gen_sse;
+#[path = "gen_sse4.rs"]
+mod gen_sse4;
 #[path = "gen_x87.rs"]
 pub(crate) mod gen_x87;
 use cpu::state::rflags;
@@ -215,6 +225,11 @@ pub fn forms() -> Vec<Form> {
         .chain(gen_sse::forms())
         .chain(gen_x87::forms())
         .chain(gen_more::forms())
+        .chain(gen_mmx::forms())
+        .chain(gen_sse4::forms())
+        .chain(gen_crypto::forms())
+        .chain(gen_legacy::forms())
+        .chain(gen_ext::forms())
         .collect()
 }
 
@@ -447,6 +462,21 @@ impl Generator {
             return c;
         }
         if let Some(c) = gen_more::hook(rng, form, index, alloc) {
+            return c;
+        }
+        if let Some(c) = gen_mmx::try_case(self, rng, form, index, alloc) {
+            return c;
+        }
+        if let Some(c) = gen_sse4::try_case(self, rng, form, index, alloc) {
+            return c;
+        }
+        if let Some(c) = gen_crypto::try_case(self, rng, form, index, alloc) {
+            return c;
+        }
+        if let Some(c) = gen_legacy::try_case(self, rng, form, index, alloc) {
+            return c;
+        }
+        if let Some(c) = gen_ext::try_case(self, rng, form, index, alloc) {
             return c;
         }
         let m = form.code.mnemonic();
@@ -716,6 +746,7 @@ impl Generator {
         let fl = case_rflags_skewed(rng);
 
         let mut case = Case {
+            mode: crate::difftest::case::CaseMode::Long64,
             index,
             pinned: false,
             code_addr,
@@ -1274,6 +1305,7 @@ pub fn fixed_case(f: &Fixed, index: u64, alloc: &mut Alloc) -> Option<Case> {
     };
     alloc.commit(code.len() as u64);
     Some(Case {
+        mode: crate::difftest::case::CaseMode::Long64,
         index,
         pinned: true,
         code_addr,

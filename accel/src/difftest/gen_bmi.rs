@@ -361,6 +361,7 @@ fn build_case(
 
     let fl = super::case_rflags_skewed(rng);
     let mut case = Case {
+        mode: crate::difftest::case::CaseMode::Long64,
         index,
         pinned: false,
         code_addr,

@@ -361,6 +361,7 @@ impl Draft {
             return None;
         }
         Some(Case {
+            mode: crate::difftest::case::CaseMode::Long64,
             index,
             pinned: false,
             code_addr: self.code_addr,

@@ -204,7 +204,7 @@ const FP_MNEMONICS: &[Mnemonic] = {
 
 /// The lane width of a floating-point form's sources (singles or
 /// doubles; the integer-source conversions get edge integers).
-fn fp_width(m: Mnemonic) -> Option<u32> {
+pub(super) fn fp_width(m: Mnemonic) -> Option<u32> {
     use Mnemonic as M;
     match m {
         M::Cvtdq2ps | M::Cvtdq2pd | M::Cvtsi2ss | M::Cvtsi2sd => None,
@@ -230,7 +230,7 @@ fn fp_width(m: Mnemonic) -> Option<u32> {
 /// payloads, 1.0 and its neighbours, halfway cases that round
 /// differently per RC, the integer-conversion limits, and random values
 /// (with exponents near 0, so that sums and products round).
-fn fp_value(rng: &mut Rng, w: u32) -> u64 {
+pub(super) fn fp_value(rng: &mut Rng, w: u32) -> u64 {
     let (m, e) = if w == 32 { (23u32, 8u32) } else { (52, 11) };
     let bias = (1u64 << (e - 1)) - 1;
     let sign = if rng.chance(1, 3) { 1u64 << (w - 1) } else { 0 };
@@ -269,7 +269,7 @@ fn fp_value(rng: &mut Rng, w: u32) -> u64 {
 }
 
 /// An XMM value of float lanes (`Some(w)`) or edge integers.
-fn fp_xmm(rng: &mut Rng, w: Option<u32>) -> u128 {
+pub(super) fn fp_xmm(rng: &mut Rng, w: Option<u32>) -> u128 {
     let Some(w) = w else {
         return xmm_value(rng);
     };
@@ -283,7 +283,7 @@ fn fp_xmm(rng: &mut Rng, w: Option<u32>) -> u128 {
 /// MXCSR for a floating-point case: any rounding mode, FZ and DAZ, some
 /// sticky flags already set; exceptions mostly masked, sometimes one or
 /// a few unmasked (#XM).
-fn fp_mxcsr(rng: &mut Rng) -> u32 {
+pub(super) fn fp_mxcsr(rng: &mut Rng) -> u32 {
     let mut v = cpu::state::MXCSR_RESET;
     v |= (rng.below(4) as u32) << 13;
     if rng.chance(1, 4) {
@@ -304,7 +304,7 @@ fn fp_mxcsr(rng: &mut Rng) -> u32 {
 }
 
 /// Operand kinds this generator fills.
-fn supported(k: K) -> bool {
+pub(super) fn supported(k: K) -> bool {
     matches!(
         k,
         K::xmm_reg
@@ -322,7 +322,7 @@ fn supported(k: K) -> bool {
 }
 
 /// Is `code` one of this generator's forms?
-fn covers(code: Code) -> bool {
+pub(super) fn covers(code: Code) -> bool {
     let op = code.op_code();
     (MNEMONICS.contains(&code.mnemonic()) || FP_MNEMONICS.contains(&code.mnemonic()))
         && op.is_instruction()
@@ -379,7 +379,7 @@ const SHIFT_EDGES: [u64; 16] = [
     0, 1, 7, 8, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 255,
 ];
 
-fn is_shift(m: Mnemonic) -> bool {
+pub(super) fn is_shift(m: Mnemonic) -> bool {
     use Mnemonic as M;
     matches!(
         m,
@@ -397,7 +397,7 @@ fn is_shift(m: Mnemonic) -> bool {
 }
 
 /// A shift count for the count register's low quadword.
-fn wide_count(rng: &mut Rng) -> u64 {
+pub(super) fn wide_count(rng: &mut Rng) -> u64 {
     match rng.below(8) {
         0 => 1 << 63,
         1 => 1 << 32,
@@ -407,7 +407,7 @@ fn wide_count(rng: &mut Rng) -> u64 {
 }
 
 /// An edge-biased XMM value.
-fn xmm_value(rng: &mut Rng) -> u128 {
+pub(super) fn xmm_value(rng: &mut Rng) -> u128 {
     match rng.below(10) {
         0 => 0,
         1 => u128::MAX,
@@ -423,7 +423,7 @@ fn xmm_value(rng: &mut Rng) -> u128 {
     }
 }
 
-fn build_case(
+pub(super) fn build_case(
     gen: &mut Generator,
     rng: &mut Rng,
     form: &Form,
@@ -586,6 +586,7 @@ fn build_case(
     }
     let fl = super::case_rflags(rng);
     Some(Case {
+        mode: crate::difftest::case::CaseMode::Long64,
         index,
         pinned: false,
         code_addr,

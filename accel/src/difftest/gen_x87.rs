@@ -511,6 +511,7 @@ fn build_case(
     }
     let fl = super::case_rflags(rng);
     Some(Case {
+        mode: crate::difftest::case::CaseMode::Long64,
         index,
         pinned: false,
         code_addr,

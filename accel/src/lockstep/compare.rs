@@ -91,6 +91,7 @@ pub struct Masks {
 /// The undefined parts of `insn`'s result, executed from `pre`.
 pub fn masks(insn: &Instruction, bytes: &[u8], pre: &CpuState) -> Masks {
     let case = Case {
+        mode: crate::difftest::case::CaseMode::Long64,
         index: 0,
         pinned: false,
         code_addr: pre.rip,

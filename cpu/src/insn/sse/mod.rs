@@ -26,6 +26,7 @@
 //! explicitly unaligned moves (MOVUPS, MOVUPD, MOVDQU); scalar and 64-bit
 //! operands have no alignment requirement.
 
+pub(crate) mod aes;
 pub(crate) mod arith;
 pub(crate) mod cmp;
 pub(crate) mod fp_arith;
@@ -33,9 +34,14 @@ pub(crate) mod fp_cmp;
 pub(crate) mod fp_cvt;
 pub(crate) mod logic;
 pub(crate) mod mov;
+pub(crate) mod sha;
 pub(crate) mod shift;
 pub(crate) mod shuffle;
 pub(crate) mod softfloat;
+pub(crate) mod sse3;
+pub(crate) mod sse41;
+pub(crate) mod sse42;
+pub(crate) mod ssse3;
 pub(crate) mod state;
 
 use crate::cpu::Cpu;
@@ -59,6 +65,13 @@ pub(crate) fn select(insn: &Instruction) -> Option<Handler> {
         .or_else(|| fp_arith::select(code))
         .or_else(|| fp_cmp::select(code))
         .or_else(|| fp_cvt::select(code))
+        .or_else(|| sse3::select(code))
+        .or_else(|| ssse3::select(code))
+        .or_else(|| sse41::select(code))
+        .or_else(|| sse42::select(code))
+        .or_else(|| aes::select(code))
+        .or_else(|| sha::select(code))
+        .or_else(|| crate::insn::mmx::select(code))
 }
 
 /// The availability check of an SSE/SSE2 instruction: #UD if CR0.EM = 1

@@ -1,0 +1,10 @@
+//! MMX: the MMX-register forms of MMX, SSE and SSE2 (the registers alias the x87 register file).
+
+use crate::exec::Handler;
+use iced_x86::Code;
+
+/// The handler of one of this family's Codes, if ringside has one.
+pub(crate) fn select(code: Code) -> Option<Handler> {
+    let _ = code;
+    None
+}
