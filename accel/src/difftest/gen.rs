@@ -413,6 +413,11 @@ impl Generator {
         &self.forms
     }
 
+    /// Keep only the forms `keep` accepts (a focused run).
+    pub fn retain_forms(&mut self, keep: impl Fn(&Form) -> bool) {
+        self.forms.retain(|f| keep(f));
+    }
+
     /// The next case, laid out through `alloc`; `None` when the batch is
     /// full (start a new batch with a fresh [`Alloc`]).
     pub fn next_case(&mut self, alloc: &mut Alloc) -> Option<Case> {

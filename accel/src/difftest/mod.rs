@@ -108,6 +108,28 @@ pub struct Config {
     pub cases: u64,
     /// Divergences reported in full (the rest are counted).
     pub max_reports: usize,
+    /// Only the forms whose mnemonic or family (the first CPUID feature
+    /// iced-x86 lists, as `ringside isa --coverage` names it) is in this
+    /// list, compared case-insensitively; `None`: every form, with the
+    /// pinned regression cases first.
+    pub only: Option<Vec<String>>,
+}
+
+impl Config {
+    /// Does [`Config::only`] select `code`?
+    pub fn selects(&self, code: Code) -> bool {
+        let Some(only) = &self.only else {
+            return true;
+        };
+        let mnemonic = format!("{:?}", code.mnemonic());
+        let family = code
+            .cpuid_features()
+            .first()
+            .map(|f| format!("{f:?}"))
+            .unwrap_or_default();
+        only.iter()
+            .any(|o| o.eq_ignore_ascii_case(&mnemonic) || o.eq_ignore_ascii_case(&family))
+    }
 }
 
 impl Config {
@@ -115,7 +137,8 @@ impl Config {
     /// environment says otherwise: `RINGSIDE_DIFFTEST_CASES=N` (a soak
     /// run), `RINGSIDE_DIFFTEST_SEED=S` (decimal or 0x-hex),
     /// `RINGSIDE_DIFFTEST_REPORTS=N` (print up to N divergence reports
-    /// instead of 20).
+    /// instead of 20), `RINGSIDE_DIFFTEST_ONLY=A,B` (only the forms of
+    /// these mnemonics or families, e.g. `Pshufb,SSE4_1`).
     pub fn from_env(default_cases: u64) -> Self {
         let num = |name: &str| -> Option<u64> {
             let v = std::env::var(name).ok()?;
@@ -129,6 +152,12 @@ impl Config {
             seed: num("RINGSIDE_DIFFTEST_SEED").unwrap_or(DEFAULT_SEED),
             cases: num("RINGSIDE_DIFFTEST_CASES").unwrap_or(default_cases),
             max_reports: num("RINGSIDE_DIFFTEST_REPORTS").map_or(20, |n| n as usize),
+            only: std::env::var("RINGSIDE_DIFFTEST_ONLY").ok().map(|v| {
+                v.split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            }),
         }
     }
 }
@@ -214,6 +243,12 @@ pub fn run(config: &Config, report: &mut dyn FnMut(&str)) -> Result<Summary, Acc
         pvm: crate::kvm::probe().kind == crate::kvm::KvmFlavour::Pvm,
     };
     let mut gen = gen::Generator::new(config.seed);
+    gen.retain_forms(|f| config.selects(f.code));
+    if gen.forms().is_empty() {
+        return Err(AccelError::Unavailable(
+            "RINGSIDE_DIFFTEST_ONLY selects no form of the generator".to_string(),
+        ));
+    }
     let mut sum = Summary {
         seed: config.seed,
         forms: gen.forms().len(),
@@ -226,7 +261,7 @@ pub fn run(config: &Config, report: &mut dyn FnMut(&str)) -> Result<Summary, Acc
     while sum.cases < config.cases {
         let mut alloc = Alloc::default();
         let mut cases = Vec::new();
-        if sum.cases == 0 {
+        if sum.cases == 0 && config.only.is_none() {
             // The regression cases run first, in the first batch.
             for (k, f) in gen::regressions().iter().enumerate() {
                 if let Some(c) = gen::fixed_case(f, k as u64, &mut alloc) {
