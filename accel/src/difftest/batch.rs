@@ -6,7 +6,7 @@
 //! records and the data windows, and starts the CPL-3 case loop with
 //! `set_state` (which also drops the interpreter's decoded blocks).
 
-use super::case::{Case, Outcome, Simd, SIMD_BLOCK};
+use super::case::{Case, CaseMode, Outcome, Simd, SIMD_BLOCK};
 use super::guest::{self, Runtime};
 use crate::kvm::KvmAccel;
 use crate::tcg::TcgAccel;
@@ -28,17 +28,24 @@ pub const MAX_BATCH: usize =
 pub struct Alloc {
     code: u64,
     data: u64,
+    /// The next free byte of the low code zone (`guest::LOW_CODE_BASE`).
+    low: u64,
     cases: usize,
 }
 
 /// Bytes of code reserved after a case's instructions: `jmp store`.
 const JMP_LEN: u64 = 5;
 
+/// Bytes of low code zone one case may need at most (its code and the
+/// compatibility-mode tail).
+const LOW_CASE_MAX: u64 = 64 + guest::COMPAT_TAIL;
+
 impl Default for Alloc {
     fn default() -> Self {
         Alloc {
             code: guest::CODE_BASE,
             data: guest::DATA_BASE,
+            low: guest::LOW_CODE_BASE,
             cases: 0,
         }
     }
@@ -47,10 +54,13 @@ impl Default for Alloc {
 impl Alloc {
     /// Room for one more case of up to `code_len` bytes and `data_len`
     /// bytes of data (plus a page of slack for page-crossing windows)?
+    /// (Room for a compatibility-mode tail and for one case in the low
+    /// code zone included.)
     pub fn has_room(&self, code_len: u64, data_len: u64) -> bool {
         self.cases < MAX_BATCH
-            && self.code + code_len + JMP_LEN + 16 <= guest::CODE_END
+            && self.code + code_len + guest::COMPAT_TAIL + 16 <= guest::CODE_END
             && self.data + data_len + 0x1000 <= guest::DATA_END
+            && self.low + LOW_CASE_MAX <= guest::LOW_CODE_END
     }
 
     /// Address the next case's code will be placed at.
@@ -58,9 +68,31 @@ impl Alloc {
         self.code
     }
 
+    /// Address the next case's code will be placed at if it needs the
+    /// low code zone (a 16-bit instruction pointer).
+    pub fn low_code_addr(&self) -> u64 {
+        self.low
+    }
+
     /// Reserve `len` bytes of code at [`Alloc::code_addr`] and count the case.
     pub fn commit(&mut self, len: u64) {
         self.code = (self.code + len + JMP_LEN + 15) & !15;
+        self.cases += 1;
+    }
+
+    /// Reserve `case`'s code (at [`Alloc::code_addr`] or in the low code
+    /// zone, with the tail its mode needs) and count the case.
+    pub fn commit_case(&mut self, case: &Case) {
+        let len = case.code.len() as u64;
+        let tail = match case.mode {
+            CaseMode::Long64 => JMP_LEN,
+            CaseMode::Compat32 => guest::COMPAT_TAIL,
+        };
+        if (guest::LOW_CODE_BASE..guest::LOW_CODE_END).contains(&case.code_addr) {
+            self.low = (self.low.max(case.code_addr) + len + tail + 15) & !15;
+        } else {
+            self.code = (self.code.max(case.code_addr) + len + tail + 15) & !15;
+        }
         self.cases += 1;
     }
 
@@ -246,11 +278,22 @@ impl Backend {
             // SSE state in (after the poison, which covers it).
             self.write(rec + guest::REC_SIMD, &c.simd.to_bytes())?;
             let jmp_at = c.code_addr + c.code.len() as u64;
-            let jmp = Instruction::with_branch(Code::Jmp_rel32_64, self.rt.store)
-                .map_err(|e| bad("jmp store", e))?;
-            enc.encode(&jmp, jmp_at).map_err(|e| bad("jmp store", e))?;
             let mut code = c.code.clone();
-            code.extend_from_slice(&enc.take_buffer());
+            match c.mode {
+                CaseMode::Long64 => {
+                    let jmp = Instruction::with_branch(Code::Jmp_rel32_64, self.rt.store)
+                        .map_err(|e| bad("jmp store", e))?;
+                    enc.encode(&jmp, jmp_at).map_err(|e| bad("jmp store", e))?;
+                    code.extend_from_slice(&enc.take_buffer());
+                }
+                CaseMode::Compat32 => {
+                    // Entered through the 64-bit trampoline after the code.
+                    let (tail, entry) = guest::compat_tail(c.code_addr, jmp_at, self.rt.store)
+                        .map_err(|e| bad("compatibility-mode tail", e.0))?;
+                    code.extend_from_slice(&tail);
+                    self.write64(rec + guest::REC_CODE_PTR, entry)?;
+                }
+            }
             self.write(c.code_addr, &code)?;
             for w in &c.windows {
                 self.write(w.addr, &w.init)?;

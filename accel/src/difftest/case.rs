@@ -145,6 +145,24 @@ pub enum CaseMode {
     Compat32,
 }
 
+impl CaseMode {
+    /// The code size (iced's bitness) the case's code is decoded with.
+    pub fn bits(self) -> u32 {
+        match self {
+            CaseMode::Long64 => 64,
+            CaseMode::Compat32 => 32,
+        }
+    }
+
+    /// For reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            CaseMode::Long64 => "64-bit mode",
+            CaseMode::Compat32 => "compatibility mode (CS 0x23, 32-bit)",
+        }
+    }
+}
+
 /// One case: an initial state and the code to run from it.
 #[derive(Debug, Clone)]
 pub struct Case {
@@ -239,7 +257,12 @@ pub fn disasm(insn: &Instruction) -> String {
 
 /// Decode `bytes` (64-bit code at `ip`) into instructions.
 pub fn decode_all(bytes: &[u8], ip: u64) -> Vec<Instruction> {
-    let mut d = Decoder::with_ip(64, bytes, ip, DecoderOptions::NONE);
+    decode_bits(bytes, ip, 64)
+}
+
+/// Decode `bytes` (code of `bits` bitness at `ip`) into instructions.
+pub fn decode_bits(bytes: &[u8], ip: u64, bits: u32) -> Vec<Instruction> {
+    let mut d = Decoder::with_ip(bits, bytes, ip, DecoderOptions::NONE);
     let mut v = Vec::new();
     while d.can_decode() {
         v.push(d.decode());
@@ -306,7 +329,8 @@ impl Case {
         );
         let _ = writeln!(
             s,
-            "  64-bit mode, CPL 3; code at {:#x}: {}",
+            "  {}, CPL 3; code at {:#x}: {}",
+            self.mode.name(),
             self.code_addr,
             hex(&self.code)
         );

@@ -28,7 +28,7 @@
 //! seed and the case index.
 
 use super::batch::Alloc;
-use super::case::{decode_all, Case, MemTarget, Window};
+use super::case::{decode_all, decode_bits, Case, MemTarget, Window};
 use super::guest;
 use super::policy::reg_bits;
 use super::rng::Rng;
@@ -435,7 +435,7 @@ impl Generator {
             // a REX prefix); the next try chooses again.
             for _ in 0..16 {
                 if let Some(c) = self.try_case(&mut rng, &form, index, alloc) {
-                    alloc.commit(c.code.len() as u64);
+                    alloc.commit_case(&c);
                     return Some(c);
                 }
             }

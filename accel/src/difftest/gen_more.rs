@@ -25,8 +25,9 @@
 //! * 16-bit near branches (`66` JMP/Jcc/CALL/RET/LOOP/JRCXZ): iced's
 //!   decoder, with the Intel rules the interpreter uses, decodes them in
 //!   64-bit mode as the 64-bit forms (Intel ignores the prefix; AMD
-//!   honours it), so those Codes never run in a 64-bit guest. Likewise
-//!   UD0 without a ModRM byte (an AMD-decoder form).
+//!   honours it), so those Codes never run in a 64-bit guest; gen_legacy
+//!   runs them in compatibility mode. Likewise UD0 without a ModRM byte
+//!   (an AMD-decoder form).
 //! * SYSCALL, SYSENTER: the guest has no MSR set-up for a CPL-0 entry and
 //!   kvm-pvm's ring-3 SYSCALL does not reach the guest's CPL 0.
 //! * VMCALL/VMMCALL: the host hypervisor answers them (hypercalls).
@@ -39,6 +40,7 @@
 //! * MOVBE, CMPXCHG8B/16B: gen_bmi.rs's.
 
 use super::*;
+use crate::difftest::case::CaseMode;
 use iced_x86::{Mnemonic as M, RepPrefixKind};
 
 /// What a family builds (one per form, from its [`Code`]).
@@ -217,18 +219,19 @@ pub(super) fn owns(code: Code) -> bool {
 /// harness's own tests.)
 #[cfg(test)]
 pub(crate) fn sequence(code: Code) -> bool {
-    owns(code)
-        && matches!(
-            family(code),
-            Some(
-                Fam::BranchRel
-                    | Fam::BranchIndirect
-                    | Fam::CallRel
-                    | Fam::Ret
-                    | Fam::Far
-                    | Fam::ByRule
+    super::gen_legacy::sequence(code)
+        || owns(code)
+            && matches!(
+                family(code),
+                Some(
+                    Fam::BranchRel
+                        | Fam::BranchIndirect
+                        | Fam::CallRel
+                        | Fam::Ret
+                        | Fam::Far
+                        | Fam::ByRule
+                )
             )
-        )
 }
 
 /// Codes iced's 64-bit decoder (Intel options, as the interpreter's)
@@ -241,25 +244,36 @@ pub(super) fn forms() -> Vec<Form> {
 }
 
 /// A case under construction.
-struct Draft {
-    code_addr: u64,
+pub(super) struct Draft {
+    pub(super) code_addr: u64,
+    /// The mode the case runs in (its code's bitness).
+    pub(super) mode: CaseMode,
     /// Instructions, each with the index of the instruction its branch
     /// targets (`items.len()`: the end of the case).
-    items: Vec<(Instruction, Option<usize>)>,
-    gpr: [u64; 16],
-    rflags: u64,
-    windows: Vec<Window>,
-    mem: Option<MemTarget>,
-    note: String,
+    pub(super) items: Vec<(Instruction, Option<usize>)>,
+    pub(super) gpr: [u64; 16],
+    pub(super) rflags: u64,
+    pub(super) windows: Vec<Window>,
+    pub(super) mem: Option<MemTarget>,
+    pub(super) note: String,
+}
+
+/// Point a near branch at `target` (its operand size decides how).
+fn set_target(i: &mut Instruction, target: u64) {
+    match i.op0_kind() {
+        iced_x86::OpKind::NearBranch16 => i.set_near_branch16(target as u16),
+        iced_x86::OpKind::NearBranch32 => i.set_near_branch32(target as u32),
+        _ => i.set_near_branch64(target),
+    }
 }
 
 const RSP: usize = 4;
 /// `store`, the first instruction of the CPL-3 runtime: a target a 16-bit
 /// offset reaches (far transfers with a 16-bit operand size).
-const STORE: u64 = guest::UCODE;
+pub(super) const STORE: u64 = guest::UCODE;
 
 impl Draft {
-    fn new(rng: &mut Rng, alloc: &Alloc) -> Self {
+    pub(super) fn new(rng: &mut Rng, alloc: &Alloc) -> Self {
         let mut gpr = [0u64; 16];
         for g in gpr.iter_mut() {
             *g = match rng.below(4) {
@@ -271,6 +285,7 @@ impl Draft {
         let fl = super::case_rflags_skewed(rng);
         Draft {
             code_addr: alloc.code_addr(),
+            mode: CaseMode::Long64,
             items: Vec::new(),
             gpr,
             rflags: fl,
@@ -280,19 +295,23 @@ impl Draft {
         }
     }
 
-    fn push(&mut self, i: Instruction) {
+    pub(super) fn push(&mut self, i: Instruction) {
         self.items.push((i, None));
     }
 
-    /// A `NOT r64` (not RSP) that a control transfer must skip.
-    fn skipped(&mut self, rng: &mut Rng) -> Option<()> {
-        let r = rng.pick(&R64[..4])?;
-        self.push(Instruction::with1(Code::Not_rm64, r).ok()?);
+    /// A `NOT r64` (not RSP) that a control transfer must skip (`NOT
+    /// r32` in compatibility mode).
+    pub(super) fn skipped(&mut self, rng: &mut Rng) -> Option<()> {
+        let i = match self.mode {
+            CaseMode::Long64 => Instruction::with1(Code::Not_rm64, rng.pick(&R64[..4])?),
+            CaseMode::Compat32 => Instruction::with1(Code::Not_rm32, rng.pick(&R32[..4])?),
+        };
+        self.push(i.ok()?);
         Some(())
     }
 
     /// A fresh data window of `len` random bytes; its address.
-    fn window(&mut self, rng: &mut Rng, alloc: &mut Alloc, len: u64) -> u64 {
+    pub(super) fn window(&mut self, rng: &mut Rng, alloc: &mut Alloc, len: u64) -> u64 {
         let addr = alloc.data(len, None);
         let init = (0..len).map(|_| rng.next_u64() as u8).collect();
         self.windows.push(Window { addr, init });
@@ -300,7 +319,7 @@ impl Draft {
     }
 
     /// A stack window, RSP in its middle (8-aligned mostly); RSP.
-    fn stack(&mut self, rng: &mut Rng, alloc: &mut Alloc) -> u64 {
+    pub(super) fn stack(&mut self, rng: &mut Rng, alloc: &mut Alloc) -> u64 {
         let w = self.window(rng, alloc, 512);
         let mut rsp = w + 256;
         if rng.chance(1, 6) {
@@ -311,7 +330,7 @@ impl Draft {
     }
 
     /// Write `size` bytes of `v` at `addr` in whichever window holds it.
-    fn poke(&mut self, addr: u64, v: u64, size: usize) {
+    pub(super) fn poke(&mut self, addr: u64, v: u64, size: usize) {
         let bytes = v.to_le_bytes();
         for w in &mut self.windows {
             put_bytes(w, addr, &bytes[..size.min(8)]);
@@ -319,14 +338,14 @@ impl Draft {
     }
 
     /// Addresses of the instructions (and of the end), from their lengths.
-    fn layout(&self) -> Option<Vec<u64>> {
-        let mut enc = Encoder::new(64);
+    pub(super) fn layout(&self) -> Option<Vec<u64>> {
+        let mut enc = Encoder::new(self.mode.bits());
         let mut ip = self.code_addr;
         let mut addrs = Vec::with_capacity(self.items.len() + 1);
         for (i, t) in &self.items {
             let mut i = *i;
             if t.is_some() {
-                i.set_near_branch64(ip);
+                set_target(&mut i, ip);
             }
             addrs.push(ip);
             ip += enc.encode(&i, ip).ok()? as u64;
@@ -337,14 +356,14 @@ impl Draft {
 
     /// The case, if it encodes, decodes back to as many instructions and
     /// its first instruction is `code`.
-    fn finish(self, code: Code, index: u64) -> Option<Case> {
+    pub(super) fn finish(self, code: Code, index: u64) -> Option<Case> {
         let addrs = self.layout()?;
-        let mut enc = Encoder::new(64);
+        let mut enc = Encoder::new(self.mode.bits());
         let mut bytes = Vec::new();
         for (k, (i, t)) in self.items.iter().enumerate() {
             let mut i = *i;
             if let Some(t) = t {
-                i.set_near_branch64(*addrs.get(*t)?);
+                set_target(&mut i, *addrs.get(*t)?);
             }
             let at = *addrs.get(k)?;
             let n = enc.encode(&i, at).ok()? as u64;
@@ -353,7 +372,7 @@ impl Draft {
             }
             bytes.extend_from_slice(&enc.take_buffer());
         }
-        let insns = decode_all(&bytes, self.code_addr);
+        let insns = super::decode_bits(&bytes, self.code_addr, self.mode.bits());
         if insns.len() != self.items.len()
             || insns.first().map(|i| i.code()) != Some(code)
             || insns.iter().any(|i| i.is_invalid())
@@ -361,7 +380,7 @@ impl Draft {
             return None;
         }
         Some(Case {
-            mode: crate::difftest::case::CaseMode::Long64,
+            mode: self.mode,
             index,
             pinned: false,
             code_addr: self.code_addr,
@@ -494,7 +513,7 @@ fn free_of(used: &[usize]) -> Vec<usize> {
 
 /// A window of `len` bytes with an operand of `size` bytes in it
 /// (aligned or not); the operand's address.
-fn operand(rng: &mut Rng, alloc: &mut Alloc, d: &mut Draft, len: u64, size: u64) -> u64 {
+pub(super) fn operand(rng: &mut Rng, alloc: &mut Alloc, d: &mut Draft, len: u64, size: u64) -> u64 {
     let w = d.window(rng, alloc, len);
     let room = len.saturating_sub(size) / 2;
     let mut off = len / 4 + rng.below(room.max(1));
@@ -504,7 +523,7 @@ fn operand(rng: &mut Rng, alloc: &mut Alloc, d: &mut Draft, len: u64, size: u64)
     w + off
 }
 
-fn branch_rel(rng: &mut Rng, d: &mut Draft, code: Code) -> Option<()> {
+pub(super) fn branch_rel(rng: &mut Rng, d: &mut Draft, code: Code) -> Option<()> {
     d.items
         .push((Instruction::with_branch(code, 0).ok()?, Some(2)));
     d.skipped(rng)?;
@@ -567,7 +586,7 @@ fn branch_indirect(rng: &mut Rng, alloc: &mut Alloc, d: &mut Draft, code: Code) 
     Some(())
 }
 
-fn ret(rng: &mut Rng, alloc: &mut Alloc, d: &mut Draft, code: Code) -> Option<()> {
+pub(super) fn ret(rng: &mut Rng, alloc: &mut Alloc, d: &mut Draft, code: Code) -> Option<()> {
     let rsp = d.stack(rng, alloc);
     let insn = if code.op_code().op_count() == 1 {
         const IMM: [u32; 6] = [0, 8, 16, 0x100, 0xfff8, 0xffff];

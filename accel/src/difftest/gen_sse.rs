@@ -199,6 +199,15 @@ const FP_MNEMONICS: &[Mnemonic] = {
         M::Cvtdq2pd,
         M::Cvtpd2dq,
         M::Cvttpd2dq,
+        // The MMX-register conversions (gen_mmx.rs builds their cases
+        // here; `covers` leaves them out: their MM operand is not one of
+        // `supported`'s kinds).
+        M::Cvtpi2ps,
+        M::Cvtpi2pd,
+        M::Cvtps2pi,
+        M::Cvttps2pi,
+        M::Cvtpd2pi,
+        M::Cvttpd2pi,
     ]
 };
 
@@ -207,13 +216,23 @@ const FP_MNEMONICS: &[Mnemonic] = {
 pub(super) fn fp_width(m: Mnemonic) -> Option<u32> {
     use Mnemonic as M;
     match m {
-        M::Cvtdq2ps | M::Cvtdq2pd | M::Cvtsi2ss | M::Cvtsi2sd => None,
-        M::Cvtps2pd | M::Cvtss2sd | M::Cvtps2dq | M::Cvttps2dq | M::Cvtss2si | M::Cvttss2si => {
-            Some(32)
-        }
-        M::Cvtpd2ps | M::Cvtsd2ss | M::Cvtpd2dq | M::Cvttpd2dq | M::Cvtsd2si | M::Cvttsd2si => {
-            Some(64)
-        }
+        M::Cvtdq2ps | M::Cvtdq2pd | M::Cvtsi2ss | M::Cvtsi2sd | M::Cvtpi2ps | M::Cvtpi2pd => None,
+        M::Cvtps2pd
+        | M::Cvtss2sd
+        | M::Cvtps2dq
+        | M::Cvttps2dq
+        | M::Cvtss2si
+        | M::Cvttss2si
+        | M::Cvtps2pi
+        | M::Cvttps2pi => Some(32),
+        M::Cvtpd2ps
+        | M::Cvtsd2ss
+        | M::Cvtpd2dq
+        | M::Cvttpd2dq
+        | M::Cvtsd2si
+        | M::Cvttsd2si
+        | M::Cvtpd2pi
+        | M::Cvttpd2pi => Some(64),
         _ => {
             let n = format!("{m:?}");
             Some(if n.ends_with("ps") || n.ends_with("ss") {
@@ -374,6 +393,13 @@ const XMM: [Register; 16] = {
     ]
 };
 
+/// MM0-7 (for the MMX-register forms gen_mmx.rs builds here; their
+/// values live in the case's x87 image, which gen_mmx.rs fills).
+const MM: [Register; 8] = {
+    use Register::*;
+    [MM0, MM1, MM2, MM3, MM4, MM5, MM6, MM7]
+};
+
 /// Shift counts that matter for some lane width (and byte shifts).
 const SHIFT_EDGES: [u64; 16] = [
     0, 1, 7, 8, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 255,
@@ -433,23 +459,30 @@ pub(super) fn build_case(
     let m = form.code.mnemonic();
     let shift = is_shift(m);
     let fp = FP_MNEMONICS.contains(&m).then(|| fp_width(m));
-    let has_rm = form
-        .kinds
-        .iter()
-        .any(|k| matches!(k, K::xmm_or_mem | K::r32_or_mem | K::r64_or_mem));
+    let has_rm = form.kinds.iter().any(|k| {
+        matches!(
+            k,
+            K::xmm_or_mem | K::r32_or_mem | K::r64_or_mem | K::mm_or_mem
+        )
+    });
     let mem_form = form.kinds.contains(&K::mem) || (has_rm && rng.chance(1, 2));
     let mut ops = Vec::with_capacity(form.kinds.len());
     let mut used_mem = false;
     for &k in &form.kinds {
         let op = match k {
-            K::xmm_or_mem | K::r32_or_mem | K::r64_or_mem | K::mem if mem_form && !used_mem => {
+            K::xmm_or_mem | K::r32_or_mem | K::r64_or_mem | K::mm_or_mem | K::mem
+                if mem_form && !used_mem =>
+            {
                 used_mem = true;
                 Op::Mem
             }
             K::xmm_reg | K::xmm_rm | K::xmm_or_mem => Op::Reg(rng.pick(&XMM)?),
             K::r32_reg | K::r32_rm | K::r32_or_mem => Op::Reg(rng.pick(&R32)?),
             K::r64_reg | K::r64_rm | K::r64_or_mem => Op::Reg(rng.pick(&R64)?),
-            K::imm8 if shift => Op::Imm(rng.pick(&SHIFT_EDGES)? as i64),
+            K::mm_reg | K::mm_rm | K::mm_or_mem => Op::Reg(rng.pick(&MM)?),
+            // PALIGNR's byte count: below, at and past each width's end.
+            K::imm8 if m == Mnemonic::Palignr && rng.chance(1, 2) => Op::Imm(rng.below(34) as i64),
+            K::imm8 if shift || m == Mnemonic::Palignr => Op::Imm(rng.pick(&SHIFT_EDGES)? as i64),
             K::imm8 => Op::Imm(value(rng, 8) as i64),
             _ => return None,
         };
@@ -529,7 +562,7 @@ pub(super) fn build_case(
                     }
                     bytes = v.to_le_bytes().to_vec();
                 }
-                if shift && size == 16 && rng.chance(3, 4) {
+                if shift && (size == 16 || size == 8) && rng.chance(3, 4) {
                     bytes[..8].copy_from_slice(&wide_count(rng).to_le_bytes());
                 }
                 bytes.truncate(size as usize);
@@ -554,7 +587,7 @@ pub(super) fn build_case(
     }
     // Shift by register: the count in the low quadword.
     if shift && !mem_form {
-        if let Some(Op::Reg(r)) = ops.get(1) {
+        if let Some(Op::Reg(r)) = ops.get(1).filter(|o| matches!(o, Op::Reg(r) if r.is_xmm())) {
             let i = (*r as usize).wrapping_sub(Register::XMM0 as usize) & 15;
             let hi = simd.xmm[i] >> 64 << 64;
             simd.xmm[i] = hi | u128::from(wide_count(rng));

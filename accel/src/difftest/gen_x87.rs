@@ -163,7 +163,7 @@ fn f80(rng: &mut Rng) -> F80 {
             // Around the integer widths: FIST overflow and exact integers.
             let e = BIAS
                 + rng
-                    .pick(&[14u16, 15, 16, 30, 31, 32, 62, 63, 64])
+                    .pick(&[14u16, 15, 16, 30, 31, 32, 59, 62, 63, 64])
                     .unwrap_or(63);
             let k = 63u32.saturating_sub(u32::from(e - BIAS));
             let s = J | rsig;
@@ -172,6 +172,13 @@ fn f80(rng: &mut Rng) -> F80 {
             } else {
                 s
             };
+            if e == BIAS + 59 && rng.chance(1, 2) {
+                // 10^18 − 1 (the largest packed BCD magnitude) or 10^18,
+                // ± 1/2 or exactly: FBSTP's range limit.
+                let n = 999_999_999_999_999_999u64 + rng.below(2);
+                let frac = rng.pick(&[0u64, 7, 8, 9]).unwrap_or(0);
+                return (sign | e, (n << 4) | frac);
+            }
             (e, if rng.chance(1, 4) { J } else { s })
         }
         15..=17 => {
@@ -270,6 +277,62 @@ fn state(rng: &mut Rng, fcw_v: u16) -> [u8; X87_IMAGE] {
     img
 }
 
+/// A value in the domain where a transcendental is defined and
+/// interesting (the SDM's ranges: F2XM1 |x| ≤ 1, FYL2XP1
+/// |x| < 1 − √2/2, FSIN… |x| < 2^63, with arguments near multiples of
+/// π/2), or None for the other instructions.
+fn domain_value(rng: &mut Rng, m: Mnemonic) -> Option<F80> {
+    use Mnemonic as M;
+    let sign = if rng.chance(1, 2) { 0x8000 } else { 0 };
+    let sig = J | rng.next_u64();
+    let (e, s) = match m {
+        M::F2xm1 if rng.chance(1, 16) => (BIAS, J),
+        M::F2xm1 => (BIAS - 1 - rng.below(70) as u16, sig),
+        M::Fyl2xp1 => (BIAS - 3 - rng.below(70) as u16, sig),
+        M::Fsin | M::Fcos | M::Fsincos | M::Fptan => {
+            if rng.chance(1, 4) {
+                // Close to k·π/2: π's significand × 2^j, last bits
+                // perturbed.
+                let pi = 0xc90f_daa2_2168_c235u64;
+                let j = rng.below(64) as u16;
+                let k = rng.below(12);
+                (BIAS + j, pi ^ rng.below(1 << k))
+            } else if rng.chance(1, 8) {
+                (BIAS + 60 + rng.below(6) as u16, sig)
+            } else {
+                (BIAS - 20 + rng.below(84) as u16, sig)
+            }
+        }
+        M::Fyl2x if rng.chance(1, 2) => {
+            // Around 1, or any positive value.
+            let e = if rng.chance(1, 2) {
+                BIAS - rng.below(2) as u16
+            } else {
+                1 + rng.below(0x7ffd) as u16
+            };
+            return Some((e, sig));
+        }
+        M::Fpatan if rng.chance(1, 2) => (BIAS - 70 + rng.below(140) as u16, sig),
+        _ => return None,
+    };
+    Some((sign | e, s))
+}
+
+/// Replace ST(0) of the FNSAVE image `img` by `v` if ST(0) is in use.
+fn set_st0(img: &mut [u8; X87_IMAGE], v: F80) {
+    let w = |img: &[u8; X87_IMAGE], o: usize| u16::from_le_bytes([img[o], img[o + 1]]);
+    let top = (w(img, x87img::FSW) >> 11) & 7;
+    let ftw = w(img, x87img::FTW);
+    if (ftw >> (2 * top)) & 3 == 3 {
+        return;
+    }
+    let ftw = (ftw & !(3 << (2 * top))) | (tag_of(v) << (2 * top));
+    img[x87img::FTW..x87img::FTW + 2].copy_from_slice(&ftw.to_le_bytes());
+    let o = x87img::ST;
+    img[o..o + 8].copy_from_slice(&v.1.to_le_bytes());
+    img[o + 8..o + 10].copy_from_slice(&v.0.to_le_bytes());
+}
+
 /// An edge-biased single (`bits` = 32) or double (64) in memory.
 fn ieee(rng: &mut Rng, bits: u32) -> u64 {
     let (ebits, mbits) = if bits == 32 { (8u32, 23u32) } else { (11, 52) };
@@ -316,6 +379,7 @@ fn mem_value(rng: &mut Rng, m: Mnemonic, ms: MemorySize, len: usize) -> Vec<u8> 
             b.extend_from_slice(&v.0.to_le_bytes());
             b
         }
+        MemorySize::Bcd => bcd(rng).to_vec(),
         MemorySize::Int16 => value(rng, 16).to_le_bytes().to_vec(),
         MemorySize::Int32 => value(rng, 32).to_le_bytes().to_vec(),
         MemorySize::Int64 => value(rng, 64).to_le_bytes().to_vec(),
@@ -351,6 +415,35 @@ fn mem_value(rng: &mut Rng, m: Mnemonic, ms: MemorySize, len: usize) -> Vec<u8> 
         _ => (0..len).map(|_| rng.next_u64() as u8).collect(),
     };
     b.resize(len, 0);
+    b
+}
+
+/// A packed BCD operand for FBLD: mostly valid (0-18 random digits,
+/// either sign, now and then garbage in byte 9's bits 0-6), sometimes
+/// with invalid digits (A-F, undefined by the SDM) or all random.
+fn bcd(rng: &mut Rng) -> [u8; 10] {
+    let mut b = [0u8; 10];
+    let digits = rng.below(19) as usize;
+    let invalid = rng.chance(1, 6);
+    for k in 0..digits {
+        let d = if invalid && rng.chance(1, 3) {
+            10 + rng.below(6)
+        } else {
+            rng.below(10)
+        } as u8;
+        b[k / 2] |= d << (4 * (k % 2));
+    }
+    if rng.chance(1, 2) {
+        b[9] = 0x80;
+    }
+    if rng.chance(1, 8) {
+        b[9] |= rng.below(128) as u8;
+    }
+    if rng.chance(1, 12) {
+        for x in b.iter_mut() {
+            *x = rng.next_u64() as u8;
+        }
+    }
     b
 }
 
@@ -424,8 +517,14 @@ fn build_case(
         };
     }
     let fcw_v = fcw(rng);
+    let mut x87 = state(rng, fcw_v);
+    if rng.chance(3, 4) {
+        if let Some(v) = domain_value(rng, m) {
+            set_st0(&mut x87, v);
+        }
+    }
     let simd = Simd {
-        x87: state(rng, fcw_v),
+        x87,
         ..Simd::default()
     };
 

@@ -11,6 +11,8 @@
 //! 0x0000_8000 kernel stack top
 //! 0x0000_8000 control block (user-accessible; see the CTL_* offsets)
 //! 0x0000_9000 CPL-3 runtime: `load` / `store` / `finish`
+//! 0x0000_a000 low code zone (to 0x1_0000): case code whose branches
+//!             truncate IP to 16 bits (see "Compatibility-mode cases")
 //! 0x0001_0000 page tables
 //! 0x7fff_ffff_f000 the top canonical page, mapped to HIGH_PAGE
 //! 0x0010_0000 case code (bump-allocated)
@@ -55,6 +57,31 @@
 //! with a HLT exit on both backends. A second exception in the same case
 //! (the runtime itself broke) records itself in `CTL_BROKEN_*` and halts.
 //!
+//! # Compatibility-mode cases
+//!
+//! A case with `CaseMode::Compat32` runs its code at CPL 3 in
+//! compatibility mode, CS = [`USER_CS32`] (0x23, a 32-bit DPL-3 code
+//! segment: the same selector as Linux's `__USER32_CS`, because kvm-pvm
+//! runs ring-3 code natively on the host's GDT; measured on the
+//! development host, the host's entry 4 is not usable by the guest's
+//! ring 3, so there the far jump faults and KVM's instruction emulator
+//! runs the case until it returns to 64-bit mode: see gen_legacy.rs). The batch loader puts a
+//! 64-bit entry trampoline after the case's code ([`compat_tail`]): `load`
+//! jumps to it as to any case code, and it enters the case with
+//! `JMP FAR m16:32` (0x23:code), which needs no register and no stack.
+//! DS and ES hold [`USER_DS`] in every case (a null DS would fault in
+//! compatibility mode). The case code ends with `JMP FAR ptr16:32` to 0x33:`store`
+//! (valid in compatibility mode; `store` is below 4 GiB), and the
+//! exception handler rewrites the frame's CS to [`USER_CS`] as well as
+//! its RIP, so a fault also returns to 64-bit mode. `store` records DS
+//! and ES and then loads [`USER_DS`] into them again, so every case
+//! starts with the same selectors (kvm-pvm's `set_state` does not reset
+//! them).
+//! Code, stack and data all lie below 4 GiB. Cases whose branches
+//! truncate IP to 16 bits (a 0x66 prefix in compatibility mode, or the
+//! AMD behaviour of 0x66 near branches in 64-bit mode) get their code in
+//! the low code zone, below 64 KiB.
+//!
 //! kvm-pvm runs CPL-0 code in the host's instruction emulator (~1 µs per
 //! instruction), so the handler is kept to a dozen instructions and only
 //! faulting cases pay for it; the case loop itself runs natively.
@@ -77,6 +104,10 @@ pub const KCOMMON: u64 = KCODE + 32 * 16;
 pub const KSTACK_TOP: u64 = 0x8000;
 pub const CTL: u64 = 0x8000;
 pub const UCODE: u64 = 0x9000;
+/// The low code zone: case code that needs a 16-bit instruction pointer
+/// (near branches with a 16-bit operand size truncate IP to 16 bits).
+pub const LOW_CODE_BASE: u64 = 0xa000;
+pub const LOW_CODE_END: u64 = 0x1_0000;
 pub const PML4: u64 = 0x10000;
 pub const CODE_BASE: u64 = 0x10_0000;
 pub const CODE_END: u64 = 0x40_0000;
@@ -161,6 +192,8 @@ pub const KERNEL_CS: u16 = 0x10;
 pub const KERNEL_DS: u16 = 0x18;
 pub const USER_DS: u16 = 0x2b;
 pub const USER_CS: u16 = 0x33;
+/// The 32-bit user code segment (compatibility mode), Linux's `__USER32_CS`.
+pub const USER_CS32: u16 = 0x23;
 pub const TSS_SEL: u16 = 0x40;
 
 const DESC_KERNEL_CODE64: u64 = 0x00af_9b00_0000_ffff;
@@ -322,6 +355,9 @@ pub fn build(ram: &GuestRam) -> Result<Runtime, BuildError> {
         a.mov(rax, cr2)?;
         a.mov(qword_ptr(CTL_EXC_CR2), rax)?;
         a.mov(qword_ptr(rsp + 16), rt.store as i32)?;
+        // Back to 64-bit mode (a compatibility-mode case faulted with
+        // CS = USER_CS32 in the frame; for the others this is a no-op).
+        a.mov(qword_ptr(rsp + 24), i32::from(USER_CS))?;
         a.mov(rax, qword_ptr(CTL_SAVE_RAX))?;
         a.add(rsp, 16)?;
         a.iretq()?;
@@ -397,6 +433,12 @@ fn build_runtime(ram: &GuestRam) -> Result<Runtime, BuildError> {
     a.mov(word_ptr(rbx + segs + 6), ax)?;
     a.mov(ax, ss)?;
     a.mov(word_ptr(rbx + segs + 8), ax)?;
+    // DS and ES back to USER_DS (a compatibility-mode case may have
+    // loaded others): every case starts with the selectors `user_state`
+    // gives (kvm-pvm's set_state does not reset them between runs).
+    a.mov(eax, u32::from(USER_DS))?;
+    a.mov(ds, ax)?;
+    a.mov(es, ax)?;
     a.mov(rax, DONE_MAGIC)?;
     a.mov(qword_ptr(rbx + (RES_DONE - REC_RES_TOP) as i32), rax)?;
     a.add(qword_ptr(CTL_CUR), RECORD_SIZE as i32)?;
@@ -439,18 +481,51 @@ fn build_runtime(ram: &GuestRam) -> Result<Runtime, BuildError> {
         finish: result.label_ip(&finish)?,
     };
     let bytes = &result.inner.code_buffer;
-    if UCODE + bytes.len() as u64 > PML4 {
+    if UCODE + bytes.len() as u64 > LOW_CODE_BASE {
         return Err(BuildError("runtime too long".into()));
     }
     put(ram, UCODE, bytes)?;
     Ok(rt)
 }
 
+/// The bytes that follow a compatibility-mode case's code at `at`: the
+/// exit (`JMP FAR 0x33:store`, 32-bit code), then the 64-bit entry
+/// trampoline (`JMP FAR m16:32` to 0x23:`code`) and its far pointer.
+/// Returns the bytes and the trampoline's address (what the record's
+/// code pointer gets).
+pub fn compat_tail(code: u64, at: u64, store: u64) -> Result<(Vec<u8>, u64), BuildError> {
+    use iced_x86::{Code, Encoder, Instruction, MemoryOperand, Register};
+    let code32 = u32::try_from(code).map_err(|_| BuildError("compat code above 4 GiB".into()))?;
+    let store32 = u32::try_from(store).map_err(|_| BuildError("store above 4 GiB".into()))?;
+    let mut bytes = Vec::with_capacity(COMPAT_TAIL as usize);
+    let mut enc32 = Encoder::new(32);
+    let exit = Instruction::with_far_branch(Code::Jmp_ptr1632, USER_CS, store32)?;
+    enc32.encode(&exit, at)?;
+    bytes.extend_from_slice(&enc32.take_buffer());
+    let entry = at + bytes.len() as u64;
+    // `jmp far [rip + x]` (6 bytes), then the far pointer.
+    let far_ptr = entry + 6;
+    let mut enc = Encoder::new(64);
+    let jmp = Instruction::with1(
+        Code::Jmp_m1632,
+        MemoryOperand::with_base_displ(Register::RIP, far_ptr as i64),
+    )?;
+    if entry + enc.encode(&jmp, entry)? as u64 != far_ptr {
+        return Err(BuildError("compat trampoline layout".into()));
+    }
+    bytes.extend_from_slice(&enc.take_buffer());
+    bytes.extend_from_slice(&code32.to_le_bytes());
+    bytes.extend_from_slice(&USER_CS32.to_le_bytes());
+    Ok((bytes, entry))
+}
+
+/// Bytes [`compat_tail`] appends (7 + 6 + 6).
+pub const COMPAT_TAIL: u64 = 19;
+
 /// The state `run()` starts each batch in: 64-bit mode, CPL 3, at `load`.
 pub fn user_state(rt: &Runtime) -> CpuState {
     let mut s = CpuState::reset();
-    // Null DS/ES/FS/GS, as Linux runs 64-bit user code (kvm-pvm's native
-    // ring 3 reads the host's selectors, which are those), SS = user data.
+    // Null FS/GS, as Linux runs 64-bit user code, SS = user data.
     let null = |base: u64| Segment {
         selector: 0,
         base,
@@ -459,6 +534,13 @@ pub fn user_state(rt: &Runtime) -> CpuState {
     };
     s.seg = [null(0); 6];
     *s.sreg_mut(SegReg::Ss) = Segment::from_descriptor(USER_DS, DESC_USER_DATA);
+    // DS and ES hold the user data segment (64-bit mode ignores them;
+    // compatibility-mode cases address through them). On kvm-pvm this
+    // is also the DS/ES its instruction emulator sees (it does not read
+    // back selectors loaded natively), which runs the compatibility-mode
+    // cases.
+    *s.sreg_mut(SegReg::Ds) = Segment::from_descriptor(USER_DS, DESC_USER_DATA);
+    *s.sreg_mut(SegReg::Es) = Segment::from_descriptor(USER_DS, DESC_USER_DATA);
     *s.sreg_mut(SegReg::Cs) = Segment::from_descriptor(USER_CS, DESC_USER_CODE64);
     *s.sreg_mut(SegReg::Fs) = null(FS_BASE);
     *s.sreg_mut(SegReg::Gs) = null(GS_BASE);

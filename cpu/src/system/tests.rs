@@ -1333,13 +1333,14 @@ fn cpuid_model() {
     }
     assert!(brand.starts_with(b"ringside virtual CPU\0"));
     let [_, _, ecx, edx] = cpuid(1, 0);
-    assert_eq!(edx & 1, 0, "no FPU yet");
+    assert_eq!(edx & 1, 1, "FPU");
     assert_eq!(
         edx & (1 << 25 | 1 << 26 | 1 << 24),
         1 << 25 | 1 << 26 | 1 << 24,
         "SSE/SSE2/FXSR"
     );
-    assert_eq!(edx & (1 << 23), 0, "no MMX yet");
+    assert_eq!(edx & (1 << 23), 1 << 23, "MMX");
+    assert_eq!(ecx & (1 << 26), 0, "no XSAVE");
     assert_ne!(edx & feature::l1_edx::SEP, 0);
     assert_ne!(ecx & feature::l1_ecx::CX16, 0);
     assert_eq!(ecx & (1 << 31), 0, "no hypervisor bit");

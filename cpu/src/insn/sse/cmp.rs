@@ -21,20 +21,24 @@ pub(crate) fn select(code: Code) -> Option<Handler> {
     })
 }
 
+/// PCMPEQ (`gt` = false) or PCMPGT on `w`-bit lanes of `a` (destination)
+/// and `b` (source); also the MMX forms (on the low 64 bits).
+pub(crate) fn compare(gt: bool, w: u32, a: u128, b: u128) -> u128 {
+    map2(w, a, b, |x, y| {
+        let t = if gt { sx(x, w) > sx(y, w) } else { x == y };
+        if t {
+            u64::MAX
+        } else {
+            0
+        }
+    })
+}
+
 /// PCMPEQ (`GT` = false) or PCMPGT on `W`-bit lanes.
 pub(crate) fn pcmp<const GT: bool, const W: u32>(
     cpu: &mut Cpu,
     plat: &mut dyn Platform,
     insn: &Instruction,
 ) -> Result<(), Fault> {
-    binop(cpu, plat, insn, |a, b| {
-        map2(W, a, b, |x, y| {
-            let t = if GT { sx(x, W) > sx(y, W) } else { x == y };
-            if t {
-                u64::MAX
-            } else {
-                0
-            }
-        })
-    })
+    binop(cpu, plat, insn, |a, b| compare(GT, W, a, b))
 }

@@ -26,16 +26,21 @@ pub(crate) fn select(code: Code) -> Option<Handler> {
     })
 }
 
+/// `a OP b` (ANDN: `!a & b`); also the MMX forms (on the low 64 bits).
+pub(crate) fn compute(op: u8, a: u128, b: u128) -> u128 {
+    match op {
+        AND => a & b,
+        ANDN => !a & b,
+        OR => a | b,
+        _ => a ^ b,
+    }
+}
+
 /// `dst = dst OP xmm/m128` (ANDN: `!dst & src`).
 pub(crate) fn logic<const OP: u8>(
     cpu: &mut Cpu,
     plat: &mut dyn Platform,
     insn: &Instruction,
 ) -> Result<(), Fault> {
-    binop(cpu, plat, insn, |a, b| match OP {
-        AND => a & b,
-        ANDN => !a & b,
-        OR => a | b,
-        _ => a ^ b,
-    })
+    binop(cpu, plat, insn, |a, b| compute(OP, a, b))
 }

@@ -40,6 +40,7 @@ pub(crate) mod shuffle;
 pub(crate) mod softfloat;
 pub(crate) mod sse3;
 pub(crate) mod sse41;
+pub(crate) mod sse41_fp;
 pub(crate) mod sse42;
 pub(crate) mod ssse3;
 pub(crate) mod state;

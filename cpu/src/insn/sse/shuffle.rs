@@ -39,18 +39,13 @@ pub(crate) fn select(code: Code) -> Option<Handler> {
     })
 }
 
-/// PSHUFD / PSHUFLW / PSHUFHW xmm, xmm/m128, imm8: lanes of the source
+/// PSHUFD / PSHUFLW / PSHUFHW of `s` by `imm`: lanes of the source
 /// picked by 2-bit fields of imm8 (the other half copied for LW/HW).
-pub(crate) fn pshuf<const OP: u8>(
-    cpu: &mut Cpu,
-    plat: &mut dyn Platform,
-    insn: &Instruction,
-) -> Result<(), Fault> {
-    check(cpu)?;
-    let s = read_xm128(cpu, plat, insn, 1, true)?;
-    let imm = u32::from(insn.immediate8());
+/// PSHUFLW on the low 64 bits is also the MMX PSHUFW.
+pub(crate) fn shuffle(op: u8, s: u128, imm: u8) -> u128 {
+    let imm = u32::from(imm);
     let sel = |i: u32| (imm >> (2 * (i & 3))) & 3;
-    let r = match OP {
+    match op {
         PSHUFD => from_lanes(32, |i| lane(s, 32, sel(i))),
         PSHUFLW => from_lanes(16, |i| {
             if i < 4 {
@@ -66,8 +61,18 @@ pub(crate) fn pshuf<const OP: u8>(
                 lane(s, 16, 4 + sel(i))
             }
         }),
-    };
-    set_xmm(cpu, insn.op0_register(), r);
+    }
+}
+
+/// PSHUFD / PSHUFLW / PSHUFHW xmm, xmm/m128, imm8.
+pub(crate) fn pshuf<const OP: u8>(
+    cpu: &mut Cpu,
+    plat: &mut dyn Platform,
+    insn: &Instruction,
+) -> Result<(), Fault> {
+    check(cpu)?;
+    let s = read_xm128(cpu, plat, insn, 1, true)?;
+    set_xmm(cpu, insn.op0_register(), shuffle(OP, s, insn.immediate8()));
     Ok(())
 }
 
@@ -91,6 +96,15 @@ pub(crate) fn shufp<const W: u32>(
     })
 }
 
+/// Interleave the low (`high` = false) or high halves of `a`
+/// (destination) and `b` (source), `w`-bit lanes, in a vector of `bits`
+/// (128, or 64 for the MMX forms: the result is then in the low 64 bits).
+pub(crate) fn unpack_lanes(high: bool, w: u32, bits: u32, a: u128, b: u128) -> u128 {
+    let base = if high { bits / 2 / w } else { 0 };
+    let r = from_lanes(w, |i| lane(if i & 1 == 0 { a } else { b }, w, base + i / 2));
+    r & (u128::MAX >> (128 - bits))
+}
+
 /// PUNPCKL/H and UNPCKL/H: interleave the low (`HIGH` = false) or high
 /// halves of destination and source, `W`-bit lanes.
 pub(crate) fn unpck<const HIGH: bool, const W: u32>(
@@ -98,10 +112,26 @@ pub(crate) fn unpck<const HIGH: bool, const W: u32>(
     plat: &mut dyn Platform,
     insn: &Instruction,
 ) -> Result<(), Fault> {
-    let base = if HIGH { 64 / W } else { 0 };
-    binop(cpu, plat, insn, |a, b| {
-        from_lanes(W, |i| lane(if i & 1 == 0 { a } else { b }, W, base + i / 2))
-    })
+    binop(cpu, plat, insn, |a, b| unpack_lanes(HIGH, W, 128, a, b))
+}
+
+/// Narrow the `w`-bit signed lanes of `a` (destination, low half of the
+/// result) and `b` (source, high half) to `w/2` bits with signed or
+/// unsigned saturation, in a vector of `bits` (128, or 64 for MMX).
+pub(crate) fn pack_lanes(signed: bool, w: u32, bits: u32, a: u128, b: u128) -> u128 {
+    let n = bits / w;
+    let r = from_lanes(w / 2, |i| {
+        if i >= 2 * n {
+            return 0;
+        }
+        let v = sx(lane(if i < n { a } else { b }, w, i % n), w);
+        if signed {
+            sat_s(v, w / 2)
+        } else {
+            sat_u(v, w / 2)
+        }
+    });
+    r & (u128::MAX >> (128 - bits))
 }
 
 /// PACKSSWB / PACKSSDW (`SIGNED`) and PACKUSWB: narrow `W`-bit signed
@@ -112,17 +142,7 @@ pub(crate) fn pack<const SIGNED: bool, const W: u32>(
     plat: &mut dyn Platform,
     insn: &Instruction,
 ) -> Result<(), Fault> {
-    let n = 128 / W;
-    binop(cpu, plat, insn, |a, b| {
-        from_lanes(W / 2, |i| {
-            let v = sx(lane(if i < n { a } else { b }, W, i % n), W);
-            if SIGNED {
-                sat_s(v, W / 2)
-            } else {
-                sat_u(v, W / 2)
-            }
-        })
-    })
+    binop(cpu, plat, insn, |a, b| pack_lanes(SIGNED, W, 128, a, b))
 }
 
 /// PEXTRW r32/r64, xmm, imm8: word imm8[2:0], zero-extended.

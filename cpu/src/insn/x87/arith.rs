@@ -169,7 +169,9 @@ fn binop<const OP: u8, const FORM: u8>(
     } else {
         let r = apply(&mut e, OP, get(&x, d), mem.unwrap_or_else(|| get(&x, s)));
         let ok = signal(&mut x, e.flags);
-        set_c1(&mut x, e.up);
+        // No result (an unmasked IE, DE or ZE): nothing was rounded, C1
+        // stays 0 (measured on AMD with an unmasked DE).
+        set_c1(&mut x, ok && e.up);
         ok.then_some(r)
     };
     if let Some(r) = result {

@@ -55,6 +55,9 @@ pub(crate) fn select(code: Code) -> Option<Handler> {
         C::Fnop => fnop,
         // 8087/287 controls that later FPUs execute as no-ops.
         C::Fneni | C::Fndisi | C::Fnsetpm => fnop_nowait,
+        // Their WAIT forms (9B DB E0/E1/E4): the pending-exception check,
+        // then nothing.
+        C::Feni | C::Fdisi | C::Fsetpm => fnop_wait,
         C::Wait => fwait,
         _ => return None,
     })
@@ -157,6 +160,10 @@ fn fnop(cpu: &mut Cpu, _plat: &mut dyn Platform, insn: &Instruction) -> Result<(
 
 fn fnop_nowait(cpu: &mut Cpu, _plat: &mut dyn Platform, _insn: &Instruction) -> Result<(), Fault> {
     check_nm(cpu)
+}
+
+fn fnop_wait(cpu: &mut Cpu, _plat: &mut dyn Platform, _insn: &Instruction) -> Result<(), Fault> {
+    check_wait(cpu)
 }
 
 /// WAIT/FWAIT: #NM only if CR0.MP and CR0.TS; then a pending unmasked

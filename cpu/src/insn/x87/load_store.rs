@@ -34,11 +34,16 @@ pub(crate) fn select(code: Code) -> Option<Handler> {
         C::Fst_sti => fst_sti::<false>,
         C::Fstp_sti | C::Fstp_sti_DFD0 | C::Fstp_sti_DFD8 => fst_sti::<true>,
         C::Fstpnce_sti => fstpnce,
-        C::Fist_m16int => fist::<2, false>,
-        C::Fist_m32int => fist::<4, false>,
-        C::Fistp_m16int => fist::<2, true>,
-        C::Fistp_m32int => fist::<4, true>,
-        C::Fistp_m64int => fist::<8, true>,
+        C::Fist_m16int => fist::<2, false, false>,
+        C::Fist_m32int => fist::<4, false, false>,
+        C::Fistp_m16int => fist::<2, true, false>,
+        C::Fistp_m32int => fist::<4, true, false>,
+        C::Fistp_m64int => fist::<8, true, false>,
+        C::Fisttp_m16int => fist::<2, true, true>,
+        C::Fisttp_m32int => fist::<4, true, true>,
+        C::Fisttp_m64int => fist::<8, true, true>,
+        C::Fbld_m80bcd => fbld,
+        C::Fbstp_m80bcd => fbstp,
         C::Fxch_st0_sti | C::Fxch_st0_sti_DDC8 | C::Fxch_st0_sti_DFC8 => fxch,
         C::Fchs => fsign::<0>,
         C::Fabs => fsign::<1>,
@@ -227,7 +232,9 @@ fn fst_sti<const POP: bool>(
 
 /// FIST/FISTP: rounded per RC; NaN, infinity or out of range is IE with
 /// the integer indefinite (the most negative integer) as masked result.
-fn fist<const SZ: u8, const POP: bool>(
+/// FISTTP (`TRUNC`, SSE3): the same, but always rounded toward zero
+/// whatever FCW.RC says (so C1, "rounded up", is always 0), and it pops.
+fn fist<const SZ: u8, const POP: bool, const TRUNC: bool>(
     cpu: &mut Cpu,
     plat: &mut dyn Platform,
     insn: &Instruction,
@@ -243,6 +250,9 @@ fn fist<const SZ: u8, const POP: bool>(
         stack_fault(&mut x, false).then_some(indefinite)
     } else {
         let mut e = env(&x);
+        if TRUNC {
+            e.rc = 3;
+        }
         let r = softfloat::to_int(&mut e, get(&x, 0), bits);
         let ok = signal(&mut x, e.flags);
         set_c1(&mut x, e.up);
@@ -257,6 +267,57 @@ fn fist<const SZ: u8, const POP: bool>(
         if POP {
             stack::pop(&mut x);
         }
+    }
+    cpu.state.x87 = x;
+    Ok(())
+}
+
+/// FBLD m80bcd: push the 18-digit packed BCD integer (bytes 0-8 two
+/// digits each, least significant first; byte 9 bit 7 the sign, bits
+/// 0-6 ignored). Exact (|value| < 10^18 < 2^60); −0 loads as −0.0. The
+/// SDM leaves digits A-F undefined: they are weighted like decimal
+/// digits here (nibble × 10^k), which is what the AMD host does
+/// (measured by the difftest).
+fn fbld(cpu: &mut Cpu, plat: &mut dyn Platform, insn: &Instruction) -> Result<(), Fault> {
+    check_wait(cpu)?;
+    let raw = read_m80(cpu, plat, insn)?;
+    let v = softfloat::from_bcd(raw);
+    let mut x = cpu.state.x87;
+    note_pointers(cpu, &mut x, insn);
+    set_c1(&mut x, false);
+    push(&mut x, v);
+    cpu.state.x87 = x;
+    Ok(())
+}
+
+/// The packed BCD integer indefinite (SDM Vol. 1, 4.7): FFFF
+/// C000 0000 0000 0000H.
+const BCD_INDEFINITE: F80 = F80 {
+    se: 0xffff,
+    sig: 0xc000_0000_0000_0000,
+};
+
+/// FBSTP m80bcd: ST(0) rounded to an integer per RC, stored as packed
+/// BCD, then popped. NaN, infinity, unsupported or |value| ≥ 10^18 is IE
+/// (masked: the BCD indefinite); inexact is PE with C1 = rounded up.
+fn fbstp(cpu: &mut Cpu, plat: &mut dyn Platform, insn: &Instruction) -> Result<(), Fault> {
+    check_wait(cpu)?;
+    probe_dest(cpu, insn, 10)?;
+    let mut x = cpu.state.x87;
+    note_pointers(cpu, &mut x, insn);
+    set_c1(&mut x, false);
+    let out = if is_empty(&x, 0) {
+        stack_fault(&mut x, false).then_some(BCD_INDEFINITE)
+    } else {
+        let mut e = env(&x);
+        let r = softfloat::to_bcd(&mut e, get(&x, 0));
+        let ok = signal(&mut x, e.flags);
+        set_c1(&mut x, e.up);
+        ok.then(|| r.unwrap_or(BCD_INDEFINITE))
+    };
+    if let Some(v) = out {
+        write_m80(cpu, plat, insn, v)?;
+        stack::pop(&mut x);
     }
     cpu.state.x87 = x;
     Ok(())

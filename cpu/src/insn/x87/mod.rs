@@ -3,14 +3,17 @@
 //! * [`softfloat`]: exact 80-bit arithmetic with precision and rounding
 //!   control (no host floating point).
 //! * [`stack`]: the register stack, TOP, tags, stack faults.
-//! * [`load_store`]: FLD/FST/FSTP, FILD/FIST/FISTP, FXCH, FCMOVcc,
-//!   FCHS/FABS, FFREE.
+//! * [`load_store`]: FLD/FST/FSTP, FILD/FIST/FISTP/FISTTP, FBLD/FBSTP,
+//!   FXCH, FCMOVcc, FCHS/FABS, FFREE.
 //! * [`arith`]: FADD…FDIVR in all operand forms, FSQRT, FRNDINT,
 //!   FSCALE, FPREM/FPREM1, FXTRACT.
 //! * [`cmp`]: FCOM/FUCOM(P/PP), FCOMI/FUCOMI(P), FICOM(P), FTST, FXAM.
 //! * [`consts`]: FLD1, FLDZ, FLDPI, FLDL2E, FLDL2T, FLDLG2, FLDLN2.
 //! * [`control`]: FNINIT, FLDCW/FNSTCW, FNSTSW, FNCLEX, FNSTENV/FLDENV,
-//!   FNSAVE/FRSTOR, FINCSTP/FDECSTP, FNOP, FWAIT.
+//!   FNSAVE/FRSTOR, FINCSTP/FDECSTP, FNOP, FWAIT, the 8087/287 leftovers
+//!   (FENI, FDISI, FSETPM: no-ops).
+//! * [`transcend`]: FSIN, FCOS, FSINCOS, FPTAN, FPATAN, F2XM1, FYL2X,
+//!   FYL2XP1, evaluated in [`wide`] (128-bit working precision).
 //!
 //! # Availability and pending exceptions
 //!
@@ -23,9 +26,7 @@
 //!
 //! # Not modelled
 //!
-//! FOP is not recorded (reads as 0); the transcendentals (FSIN, FCOS,
-//! FSINCOS, FPTAN, FPATAN, F2XM1, FYL2X, FYL2XP1) and FBLD/FBSTP are not
-//! implemented, so CPUID does not advertise the FPU.
+//! FOP is not recorded (reads as 0).
 
 pub(crate) mod arith;
 pub(crate) mod cmp;
@@ -34,6 +35,8 @@ pub(crate) mod control;
 pub(crate) mod load_store;
 pub(crate) mod softfloat;
 pub(crate) mod stack;
+pub(crate) mod transcend;
+pub(crate) mod wide;
 
 use crate::cpu::Cpu;
 use crate::exec::Handler;
@@ -52,6 +55,7 @@ pub(crate) fn select(insn: &Instruction) -> Option<Handler> {
         .or_else(|| cmp::select(code))
         .or_else(|| consts::select(code))
         .or_else(|| control::select(code))
+        .or_else(|| transcend::select(code))
 }
 
 /// #NM if CR0.EM or CR0.TS (SDM Vol. 3A, Table 2-2 and 13.1).

@@ -134,10 +134,10 @@ impl F80 {
             _ => Class::Normal,
         }
     }
-    fn is_nan(self) -> bool {
+    pub(crate) fn is_nan(self) -> bool {
         matches!(self.class(), Class::QNaN | Class::SNaN)
     }
-    fn quiet(self) -> F80 {
+    pub(crate) fn quiet(self) -> F80 {
         F80 {
             se: self.se,
             sig: self.sig | QUIET,
@@ -281,7 +281,7 @@ fn round(
 
 /// Round an exact extended result (precision control applies; the
 /// unmasked overflow/underflow response wraps the exponent).
-fn round_f80(env: &mut Env, sign: bool, exp: i32, sig: u128) -> F80 {
+pub(crate) fn round_f80(env: &mut Env, sign: bool, exp: i32, sig: u128) -> F80 {
     if sig == 0 {
         return F80::new(sign, 0, 0);
     }
@@ -310,7 +310,7 @@ pub(crate) fn round_exact(env: &mut Env, sign: bool, e: i32, sig: u128) -> F80 {
 /// The NaN result of an operation with NaN operand(s) (SDM Vol. 1,
 /// Table 4-7, x87 column): an SNaN raises IE; the result is the QNaN
 /// operand, or the one with the larger significand, quieted.
-fn propagate(env: &mut Env, a: F80, b: F80) -> F80 {
+pub(crate) fn propagate(env: &mut Env, a: F80, b: F80) -> F80 {
     let (an, bn) = (a.is_nan(), b.is_nan());
     if a.class() == Class::SNaN || b.class() == Class::SNaN {
         env.flags |= IE;
@@ -486,7 +486,7 @@ pub(crate) fn div(env: &mut Env, a: F80, b: F80) -> F80 {
 }
 
 /// Integer square root of `m` and the remainder m − r².
-fn isqrt(m: u128) -> (u128, u128) {
+pub(crate) fn isqrt(m: u128) -> (u128, u128) {
     let mut r: u128 = 0;
     let mut rem: u128 = 0;
     // Two bits of m per step, from the top.
@@ -660,6 +660,54 @@ pub(crate) fn to_int(env: &mut Env, a: F80, bits: u32) -> Option<i64> {
     env.up = e.up;
     let v = m as i128;
     Some(if sign { -v } else { v } as i64)
+}
+
+/// The largest magnitude packed BCD holds: 18 nines.
+const BCD_MAX: u128 = 999_999_999_999_999_999;
+
+/// A packed BCD integer (the 10 bytes as an [`F80`]'s bit pattern:
+/// digits in `sig` and the low byte of `se`, sign in bit 15 of `se`) as
+/// an exact extended value. Each nibble counts as a digit, also the
+/// invalid ones (A-F, undefined by the SDM).
+pub(crate) fn from_bcd(raw: F80) -> F80 {
+    let bytes = (raw.sig as u128) | (u128::from(raw.se & 0xff) << 64);
+    let mut m: u64 = 0;
+    for k in (0..18).rev() {
+        let d = ((bytes >> (4 * k)) & 0xf) as u64;
+        m = m.wrapping_mul(10).wrapping_add(d);
+    }
+    let sign = raw.se & 0x8000 != 0;
+    if m == 0 {
+        return F80::new(sign, 0, 0);
+    }
+    let lz = m.leading_zeros();
+    F80::new(sign, (BIAS + 63 - lz as i32) as u16, m << lz)
+}
+
+/// FBSTP's conversion: `a` rounded to an integer per RC, as packed BCD
+/// bytes in an [`F80`]'s bit pattern (see [`from_bcd`]). None = invalid
+/// (NaN, infinity, unsupported, or 18 digits are not enough), with IE.
+pub(crate) fn to_bcd(env: &mut Env, a: F80) -> Option<F80> {
+    let mut e = *env;
+    e.flags = 0;
+    let (sign, mut m) = match to_integer(&mut e, a) {
+        Some(r) if r.1 <= BCD_MAX => r,
+        _ => {
+            env.flags |= IE;
+            return None;
+        }
+    };
+    env.flags |= e.flags;
+    env.up = e.up;
+    let mut bytes: u128 = 0;
+    for k in 0..18 {
+        bytes |= (m % 10) << (4 * k);
+        m /= 10;
+    }
+    Some(F80 {
+        sig: bytes as u64,
+        se: ((bytes >> 64) as u16) | if sign { 0x8000 } else { 0 },
+    })
 }
 
 /// FRNDINT: round to an integral value per RC.
