@@ -12,3 +12,5 @@ echo "== cargo clippy" >&2
 cargo clippy --workspace --all-targets --release -- -D warnings
 echo "== cargo test" >&2
 cargo test --workspace --release
+echo "== lockstep finds an injected bug (test-only feature inject-flag-bug)" >&2
+cargo test --release -p accel --features inject-flag-bug --test lockstep_injected

@@ -944,9 +944,8 @@ fn select_core(insn: &Instruction) -> Option<Handler> {
         return Some(h);
     }
     let code = insn.code();
-    if let Some(h) = crate::insn::xsave::select(code)
-        .or_else(|| crate::insn::segbase::select(code))
-        .or_else(|| crate::insn::rdrand::select(code))
+    if let Some(h) =
+        crate::insn::segbase::select(code).or_else(|| crate::insn::rdrand::select(code))
     {
         return Some(h);
     }

@@ -38,6 +38,10 @@ pub(crate) fn compute<const OP: u8, const SZ: u8>(cpu: &mut Cpu, a: u64, b: u64)
         ADD => {
             let r = a.wrapping_add(b) & m;
             cpu.flags.add(a, b, r, bits);
+            // The deliberate bug of the test-only `inject-flag-bug`
+            // feature: lockstep must catch it (accel/tests/lockstep_injected.rs).
+            #[cfg(feature = "inject-flag-bug")]
+            cpu.flags.set_cf(!cpu.flags.cf());
             r
         }
         ADC => {

@@ -18,4 +18,3 @@ pub(crate) mod sse;
 pub(crate) mod stack;
 pub(crate) mod string;
 pub(crate) mod x87;
-pub(crate) mod xsave;

@@ -3,8 +3,8 @@
 //! CVT(T)PS2DQ, CVTDQ2PD, CVT(T)PD2DQ.
 //!
 //! Not here: CVTPI2PS, CVTPS2PI, CVTTPS2PI, CVTPI2PD, CVTPD2PI,
-//! CVTTPD2PI, whose integer side is an MMX register (ringside has no MMX
-//! register file yet).
+//! CVTTPD2PI, whose integer side is an MMX register: they are in
+//! insn/mmx/ (they make the x87-to-MMX transition).
 //!
 //! Float-to-integer conversions round by MXCSR.RC (truncate for the
 //! CVTT forms); a NaN, an infinity or an out-of-range value gives the

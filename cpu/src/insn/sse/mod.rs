@@ -1,5 +1,5 @@
-//! SSE and SSE2 in their legacy (non-VEX) encodings, XMM forms: one file
-//! per family, like the integer instruction set.
+//! SSE through SSE4.2, AES-NI, PCLMULQDQ and SHA in their legacy (non-VEX)
+//! encodings, XMM forms: one file per family, like the integer instruction set.
 //!
 //! * [`mov`]: data movement between XMM registers, memory and GPRs.
 //! * [`logic`]: the bitwise operations (PAND..., ANDPS..., ANDPD...).
@@ -13,11 +13,9 @@
 //!   compares and conversions, on the soft-float of [`softfloat`] (exact
 //!   MXCSR rounding, FZ/DAZ, flags and #XM).
 //!
-//! Not yet: the floating-point arithmetic, compares and conversions
-//! (they need MXCSR rounding modes and exception flags, i.e. soft-float),
-//! the MMX-register forms (they need the x87 register file they alias),
-//! MASKMOVDQU. Until all of SSE and SSE2 is here, CPUID does not
-//! advertise them (system/cpuid.rs).
+//! Also here, one file per extension: [`sse3`], [`ssse3`], [`sse41`] and
+//! [`sse41_fp`], [`sse42`], [`aes`] (AES-NI and PCLMULQDQ), [`sha`]. The
+//! MMX-register forms of all of them are in insn/mmx/.
 //!
 //! Every handler starts with the SIMD availability check the SDM's
 //! exception tables give for legacy SSE: #UD if CR0.EM = 1 or
