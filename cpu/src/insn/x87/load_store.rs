@@ -357,15 +357,8 @@ fn fsign<const OP: u8>(
     _plat: &mut dyn Platform,
     insn: &Instruction,
 ) -> Result<(), Fault> {
-    check_wait(cpu)?;
-    let mut x = cpu.state.x87;
-    note_pointers(cpu, &mut x, insn);
-    set_c1(&mut x, false);
-    if is_empty(&x, 0) {
-        if stack_fault(&mut x, false) {
-            set(&mut x, 0, F80::INDEFINITE);
-        }
-    } else {
+    let (mut x, full) = super::begin_st0(cpu, insn)?;
+    if full {
         let v = get(&x, 0);
         set(&mut x, 0, if OP == 0 { v.negate() } else { v.abs() });
     }

@@ -88,6 +88,25 @@ pub(crate) fn sti(insn: &Instruction, n: u32) -> usize {
     (insn.op_register(n) as usize).wrapping_sub(Register::ST0 as usize) & 7
 }
 
+/// The common start of an instruction that works on ST(0) alone: the
+/// pending-exception check, the pointer registers, C1 cleared, and — when
+/// ST(0) is empty — the stack-underflow response (ST(0) ← the indefinite
+/// when IE is masked). Returns the x87 state to go on with and whether
+/// ST(0) holds an operand.
+pub(crate) fn begin_st0(cpu: &Cpu, insn: &Instruction) -> Result<(X87State, bool), Fault> {
+    check_wait(cpu)?;
+    let mut x = cpu.state.x87;
+    note_pointers(cpu, &mut x, insn);
+    stack::set_c1(&mut x, false);
+    if stack::is_empty(&x, 0) {
+        if stack::stack_fault(&mut x, false) {
+            stack::set(&mut x, 0, F80::INDEFINITE);
+        }
+        return Ok((x, false));
+    }
+    Ok((x, true))
+}
+
 /// Record FIP/FCS (and FDP/FDS for a memory operand) of a non-control
 /// instruction into `x`.
 pub(crate) fn note_pointers(cpu: &Cpu, x: &mut X87State, insn: &Instruction) {

@@ -248,15 +248,8 @@ fn f2xm1_eval(env: &mut Env, a: F80) -> F80 {
 
 /// F2XM1: ST(0) ← 2^ST(0) − 1.
 fn f2xm1(cpu: &mut Cpu, _plat: &mut dyn Platform, insn: &Instruction) -> Result<(), Fault> {
-    check_wait(cpu)?;
-    let mut x = cpu.state.x87;
-    note_pointers(cpu, &mut x, insn);
-    set_c1(&mut x, false);
-    if is_empty(&x, 0) {
-        if stack_fault(&mut x, false) {
-            set(&mut x, 0, F80::INDEFINITE);
-        }
-    } else {
+    let (mut x, full) = super::begin_st0(cpu, insn)?;
+    if full {
         let mut e = tenv(&x);
         let r = f2xm1_eval(&mut e, get(&x, 0));
         if signal(&mut x, e.flags) {
