@@ -308,3 +308,31 @@ fn denormals_and_sqrt() {
     assert_eq!(st(&m, 0).se, 0x3fff - 75);
     assert_eq!(st(&m, 0).sig, 0xb504_f333_f9de_6484);
 }
+
+/// Regression (found by the differential suite): an arithmetic
+/// instruction stopped by an unmasked exception delivers no result, so
+/// C1 ("rounded up") must be 0 even when the result would have rounded
+/// up. FADD of 1.0 and the smallest denormal, RC up, DE unmasked.
+#[test]
+fn unmasked_exception_leaves_c1_clear() {
+    let mut m = Machine::long64();
+    m.write(CW, 2, 0x0b7d); // RC up, DE unmasked
+    m.write(OUT, 8, 1); // significand of the smallest denormal
+    m.write(OUT + 8, 2, 0); // sign and exponent 0
+    m.exec(|a| {
+        a.fninit().unwrap();
+        a.fldcw(word_ptr(CW)).unwrap();
+        a.fld(tword_ptr(OUT)).unwrap(); // m80: no #D on the load
+        a.fld1().unwrap();
+        a.fadd_2(st0, st1).unwrap();
+        a.hlt().unwrap();
+    });
+    let w = fsw_of(&m);
+    assert_eq!(
+        w & (fsw::ES | 2),
+        fsw::ES | 2,
+        "DE raised, unmasked: {w:#x}"
+    );
+    assert_eq!(w & fsw::C1, 0, "no result, so not rounded up: {w:#x}");
+    assert_eq!(st(&m, 0), F80::ONE, "ST(0) unchanged");
+}
