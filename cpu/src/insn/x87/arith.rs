@@ -289,10 +289,7 @@ fn fprem<const IEEE: bool>(
 
 /// FXTRACT: ST(0) ← exponent, then push the significand.
 fn fxtract(cpu: &mut Cpu, _plat: &mut dyn Platform, insn: &Instruction) -> Result<(), Fault> {
-    check_wait(cpu)?;
-    let mut x = cpu.state.x87;
-    note_pointers(cpu, &mut x, insn);
-    set_c1(&mut x, false);
+    let mut x = super::begin(cpu, insn)?;
     let below = (x.top() + 7) & 7;
     if is_empty(&x, 0) {
         // Underflow only, even with ST(7) full (C1 = 0; measured on AMD).

@@ -5,9 +5,9 @@
 //! is the correctly rounded one — which is what the 66-bit internal
 //! constants give too, as none of them has bits 65-66 both zero.
 
+use super::env;
 use super::softfloat;
-use super::stack::{push, set_c1};
-use super::{check_wait, env, note_pointers};
+use super::stack::push;
 use crate::cpu::Cpu;
 use crate::exec::Handler;
 use crate::fault::Fault;
@@ -56,10 +56,7 @@ fn fld_const<const K: u8>(
     _plat: &mut dyn Platform,
     insn: &Instruction,
 ) -> Result<(), Fault> {
-    check_wait(cpu)?;
-    let mut x = cpu.state.x87;
-    note_pointers(cpu, &mut x, insn);
-    set_c1(&mut x, false);
+    let mut x = super::begin(cpu, insn)?;
     let rc = env(&x).rc;
     push(&mut x, constant(K, rc));
     cpu.state.x87 = x;

@@ -13,7 +13,7 @@
 //! ST(0)-ST(7) at 10 bytes each. A 16-bit address size does not wrap the
 //! area at 64 KiB here (a segment-limit check covers the whole area).
 
-use super::stack::{self, abridge, full_tags, set_c1, update_es};
+use super::stack::{self, abridge, full_tags, update_es};
 use super::{check_nm, check_wait, note_pointers, read_lin80, write_lin80};
 use crate::cpu::Cpu;
 use crate::exec::Handler;
@@ -140,10 +140,7 @@ fn fincstp<const D: usize>(
     _plat: &mut dyn Platform,
     insn: &Instruction,
 ) -> Result<(), Fault> {
-    check_wait(cpu)?;
-    let mut x = cpu.state.x87;
-    note_pointers(cpu, &mut x, insn);
-    set_c1(&mut x, false);
+    let mut x = super::begin(cpu, insn)?;
     let top = x.top() + D;
     stack::set_top(&mut x, top);
     cpu.state.x87 = x;

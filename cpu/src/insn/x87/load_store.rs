@@ -88,10 +88,7 @@ fn fld_m<const SZ: u8>(
 
 /// FLD ST(i).
 fn fld_sti(cpu: &mut Cpu, _plat: &mut dyn Platform, insn: &Instruction) -> Result<(), Fault> {
-    check_wait(cpu)?;
-    let mut x = cpu.state.x87;
-    note_pointers(cpu, &mut x, insn);
-    set_c1(&mut x, false);
+    let mut x = super::begin(cpu, insn)?;
     let i = sti(insn, 0);
     if is_empty(&x, i) {
         // Underflow only: a full ST(7) is overwritten without a second
@@ -208,10 +205,7 @@ fn fst_sti<const POP: bool>(
     _plat: &mut dyn Platform,
     insn: &Instruction,
 ) -> Result<(), Fault> {
-    check_wait(cpu)?;
-    let mut x = cpu.state.x87;
-    note_pointers(cpu, &mut x, insn);
-    set_c1(&mut x, false);
+    let mut x = super::begin(cpu, insn)?;
     let i = sti(insn, 0);
     let v = if is_empty(&x, 0) {
         if !stack_fault(&mut x, false) {
@@ -326,10 +320,7 @@ fn fbstp(cpu: &mut Cpu, plat: &mut dyn Platform, insn: &Instruction) -> Result<(
 /// FXCH ST(i): an empty operand is a stack underflow; masked, it reads
 /// as the QNaN indefinite.
 fn fxch(cpu: &mut Cpu, _plat: &mut dyn Platform, insn: &Instruction) -> Result<(), Fault> {
-    check_wait(cpu)?;
-    let mut x = cpu.state.x87;
-    note_pointers(cpu, &mut x, insn);
-    set_c1(&mut x, false);
+    let mut x = super::begin(cpu, insn)?;
     let i = sti(insn, 1);
     let (mut a, mut b) = (get(&x, 0), get(&x, i));
     if is_empty(&x, 0) || is_empty(&x, i) {

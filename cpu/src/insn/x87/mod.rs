@@ -88,16 +88,25 @@ pub(crate) fn sti(insn: &Instruction, n: u32) -> usize {
     (insn.op_register(n) as usize).wrapping_sub(Register::ST0 as usize) & 7
 }
 
+/// The common start of most x87 instructions: the pending-exception
+/// check (#MF / #NM), then a copy of the x87 state with the pointer
+/// registers noted and C1 cleared, to be stored back when the
+/// instruction completes.
+pub(crate) fn begin(cpu: &Cpu, insn: &Instruction) -> Result<X87State, Fault> {
+    check_wait(cpu)?;
+    let mut x = cpu.state.x87;
+    note_pointers(cpu, &mut x, insn);
+    stack::set_c1(&mut x, false);
+    Ok(x)
+}
+
 /// The common start of an instruction that works on ST(0) alone: the
 /// pending-exception check, the pointer registers, C1 cleared, and — when
 /// ST(0) is empty — the stack-underflow response (ST(0) ← the indefinite
 /// when IE is masked). Returns the x87 state to go on with and whether
 /// ST(0) holds an operand.
 pub(crate) fn begin_st0(cpu: &Cpu, insn: &Instruction) -> Result<(X87State, bool), Fault> {
-    check_wait(cpu)?;
-    let mut x = cpu.state.x87;
-    note_pointers(cpu, &mut x, insn);
-    stack::set_c1(&mut x, false);
+    let mut x = begin(cpu, insn)?;
     if stack::is_empty(&x, 0) {
         if stack::stack_fault(&mut x, false) {
             stack::set(&mut x, 0, F80::INDEFINITE);

@@ -23,10 +23,10 @@
 //! finite nonzero y; y = ±0 or ±∞ gives the zero or infinity of sign
 //! −y); FYL2XP1 of x > −1 is y·log2(1 + x) anywhere.
 
+use super::env;
 use super::softfloat::{self, exc, Class, Env, BIAS};
 use super::stack::{self, get, is_empty, set, set_c1, signal, stack_fault};
 use super::wide::{self, Wide};
-use super::{check_wait, env, note_pointers};
 use crate::cpu::Cpu;
 use crate::exec::Handler;
 use crate::fault::Fault;
@@ -173,10 +173,7 @@ fn trig<const OP: u8>(
     _plat: &mut dyn Platform,
     insn: &Instruction,
 ) -> Result<(), Fault> {
-    check_wait(cpu)?;
-    let mut x = cpu.state.x87;
-    note_pointers(cpu, &mut x, insn);
-    set_c1(&mut x, false);
+    let mut x = super::begin(cpu, insn)?;
     x.fsw &= !fsw::C2;
     let pushes = OP == SINCOS || OP == TAN;
     let below = (x.top() + 7) & 7;
@@ -429,10 +426,7 @@ fn binary<const OP: u8>(
     _plat: &mut dyn Platform,
     insn: &Instruction,
 ) -> Result<(), Fault> {
-    check_wait(cpu)?;
-    let mut x = cpu.state.x87;
-    note_pointers(cpu, &mut x, insn);
-    set_c1(&mut x, false);
+    let mut x = super::begin(cpu, insn)?;
     if is_empty(&x, 0) || is_empty(&x, 1) {
         if stack_fault(&mut x, false) {
             set(&mut x, 1, F80::INDEFINITE);
